@@ -1,0 +1,1 @@
+"""tf.data pipelines: data sources (embedded, TFDS, synthetic), preprocessing and splits."""

@@ -1,0 +1,39 @@
+"""Data-source specs (``DATA=...``) and the TFDS loader.
+
+A spec is ``embedded`` (data a dependency ships, offline), ``tfds:<name>`` (TensorFlow Datasets,
+downloaded on first use and cached under ``~/tensorflow_datasets``) or a recipe-specific
+``kind:argument`` such as ``sklearn:digits``.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+class DataSourceError(ValueError):
+    """A ``DATA=...`` spec the recipe does not know."""
+
+
+def parse(spec: str, allowed: tuple[str, ...]) -> tuple[str, str]:
+    """Splits ``kind:argument`` and checks ``kind`` (or the whole spec) is allowed.
+
+    Example:
+        >>> parse("tfds:mnist", ("embedded", "tfds"))
+        ('tfds', 'mnist')
+    """
+    kind, _, argument = spec.partition(":")
+    if spec in allowed:
+        return spec, ""
+    if kind not in allowed or not argument:
+        choices = ", ".join(a if a in ("embedded",) or ":" in a else f"{a}:<name>" for a in allowed)
+        raise DataSourceError(f"unknown data source {spec!r}; this model accepts: {choices}")
+    return kind, argument
+
+
+def tfds_splits(
+    name: str, splits: tuple[str, str, str] = ("train[:90%]", "train[90%:]", "test"), data_dir: str | None = None
+) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
+    """Loads train / validation / test splits of a TFDS dataset as ``(features, label)`` pairs."""
+    import tensorflow_datasets as tfds
+
+    return tuple(tfds.load(name, split=list(splits), as_supervised=True, data_dir=data_dir))

@@ -1,0 +1,60 @@
+"""tfmodels: the notes' models as Keras 3 models with tf.data pipelines and TF-Serving exports.
+
+Example:
+    >>> import tfmodels
+    >>> "mnist_cnn" in tfmodels.list_models()
+    True
+    >>> model = tfmodels.build("mnist_cnn")          # a keras.Model
+    >>> result = tfmodels.train("mnist_cnn", preset="tiny")   # doctest: +SKIP
+    >>> tfmodels.verify_export(result.export_path)            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def list_models() -> list[str]:
+    """All registered MODEL names."""
+    from tfmodels import registry
+
+    return registry.names()
+
+
+def build(name: str, preset: str = "default", **overrides):
+    """Builds MODEL ``name`` as an untrained ``keras.Model`` (config from ``preset`` + overrides)."""
+    from tfmodels import registry
+    from tfmodels.config import resolve
+
+    recipe = registry.get(name)
+    return recipe.model(resolve(recipe.config, preset, overrides))
+
+
+def train(name: str, preset: str = "default", data=None, strategy=None, overrides=None, **kwargs):
+    """Trains, evaluates and exports MODEL ``name``; see :func:`tfmodels.training.trainer.train`."""
+    from tfmodels.training.trainer import train as _train
+
+    return _train(name, preset, data, strategy, overrides, **kwargs)
+
+
+def export(name: str, model_path, preset: str = "default", overrides=None, export_root="saved_models"):
+    """Exports a trained ``.keras`` model of MODEL ``name`` to ``export_root/name/<version>``."""
+    import keras
+
+    from tfmodels import registry
+    from tfmodels.config import resolve
+    from tfmodels.export import export_model
+
+    recipe = registry.get(name)
+    cfg = resolve(recipe.config, preset, overrides)
+    model = keras.saving.load_model(model_path)
+    from pathlib import Path
+
+    return export_model(recipe, cfg, model, Path(export_root))
+
+
+def verify_export(path):
+    """Checks an export with stock TensorFlow only; see :func:`tfmodels.export.verify_export`."""
+    from tfmodels.export import verify_export as _verify
+
+    return _verify(path)

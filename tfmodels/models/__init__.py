@@ -1,0 +1,1 @@
+"""Architectures: pure builders returning ``keras.Model`` (no data, no training, no export)."""

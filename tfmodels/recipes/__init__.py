@@ -1,0 +1,1 @@
+"""One module per model family; each registers its MODEL names with :mod:`tfmodels.registry`."""

@@ -1,0 +1,1 @@
+"""The one trainer: Keras ``fit`` under a distribution strategy, with checkpoints and logs."""
