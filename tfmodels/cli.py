@@ -1,0 +1,198 @@
+"""``tfmodels train|evaluate|export|verify-export|list|bench`` (the console script).
+
+Errors a user can cause (unknown MODEL, bad ``--set``, bad data source, a broken export) print one
+clear line and exit with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up noise out
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from pipelines.sources import DataSourceError
+    from tfmodels.config import ConfigError
+    from tfmodels.export import VerificationError
+    from tfmodels.registry import UnknownModelError
+    from tfmodels.training.trainer import TrainingDivergedError
+
+    return (ConfigError, DataSourceError, UnknownModelError, VerificationError, TrainingDivergedError, FileNotFoundError)
+
+
+def latest_version(path: Path) -> Path:
+    """``saved_models/<model>`` -> its newest version directory; a version directory as is."""
+    if (path / "saved_model.pb").exists():
+        return path
+    versions = sorted((int(p.name) for p in path.glob("*") if p.is_dir() and p.name.isdigit()), reverse=True)
+    if not versions:
+        raise FileNotFoundError(f"{path} holds no exported version (saved_models/<model>/<version>)")
+    return path / str(versions[0])
+
+
+def _latest_metrics(runs_root: Path, name: str, preset: str = "default") -> dict | None:
+    for metrics_path in sorted((runs_root / name).glob("*/metrics.json"), reverse=True):
+        metrics = json.loads(metrics_path.read_text())
+        if metrics.get("preset") == preset:
+            return metrics
+    return None
+
+
+def cmd_list(args) -> int:
+    from tfmodels import registry
+
+    if not args.markdown:
+        rows = registry.describe()
+        width = max(len(name) for name, _ in rows)
+        for name, description in rows:
+            print(f"{name:<{width}}  {description}")
+        return 0
+    print("| MODEL | what it is | default-preset test result |")
+    print("|---|---|---|")
+    for name, description in registry.describe():
+        metrics = _latest_metrics(Path(args.runs_root), name)
+        result = "not measured yet"
+        if metrics:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics["test"].items())
+            result = f"{shown} ({metrics['data'].get('source', '')})"
+        print(f"| `{name}` | {description} | {result} |")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from tfmodels.training.trainer import train
+
+    result = train(
+        args.model,
+        preset=args.preset,
+        data=args.data,
+        strategy=args.strategy,
+        overrides=args.set,
+        resume=args.resume,
+        runs_root=args.runs_root,
+        export_root=None if args.no_export else args.export_root,
+    )
+    print(f"Run directory: {result.run_dir}")
+    if result.export_path:
+        print(f"Export: {result.export_path}  (check it: tfmodels verify-export {result.export_path})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import keras
+
+    from tfmodels import registry
+    from tfmodels.training.trainer import resolve_config
+
+    run_dir = Path(args.run_dir)
+    saved = json.loads((run_dir / "config.json").read_text())
+    if args.data:
+        saved["data"] = args.data
+    name = run_dir.parent.name
+    recipe = registry.get(name)
+    cfg = resolve_config(name, "default", overrides=saved)
+    model = keras.saving.load_model(run_dir / "model.keras")
+    splits = recipe.datasets(cfg)
+    batch = cfg.batch_size or 256
+    metrics = model.evaluate(splits.test.batch(batch), verbose=0, return_dict=True)
+    print(json.dumps({"model": name, "data": cfg.data, "test": metrics}, indent=2))
+    return 0
+
+
+def cmd_export(args) -> int:
+    import tfmodels
+
+    run_dir = Path(args.run_dir)
+    saved = json.loads((run_dir / "config.json").read_text())
+    path = tfmodels.export(run_dir.parent.name, run_dir / "model.keras", overrides=saved, export_root=args.export_root)
+    print(f"Export: {path}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from tfmodels.export import verify_export
+
+    report = verify_export(latest_version(Path(args.path)))
+    print(
+        f"OK {report['export']}: {report['core_ops']} distinct ops, all in core TensorFlow; "
+        f"signatures {', '.join(report['signatures'])}; {report['requests_replayed']} warm-up request(s) "
+        "replayed in a fresh TensorFlow-only process and equal to the Keras model's outputs"
+    )
+    return 0
+
+
+def cmd_bench(args) -> int:
+    bench_dir = Path(__file__).resolve().parent.parent / "benchmarks"
+    scripts = sorted(bench_dir.glob("bench_*.py"))
+    if args.only:
+        scripts = [s for s in scripts if args.only in s.stem]
+    if not scripts:
+        raise FileNotFoundError(f"no benchmarks found in {bench_dir}")
+    status = 0
+    for script in scripts:
+        print(f"== {script.stem}", flush=True)
+        status |= subprocess.call([sys.executable, str(script)])
+    return status
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tfmodels", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    lst = sub.add_parser("list", help="list every MODEL")
+    lst.add_argument("--markdown", action="store_true", help="the README table, with measured default-preset results")
+    lst.add_argument("--runs-root", default="runs")
+    lst.set_defaults(fn=cmd_list)
+
+    tr = sub.add_parser("train", help="train, evaluate and export a MODEL")
+    tr.add_argument("model")
+    tr.add_argument("--preset", default="default", help="tiny | default | paper")
+    tr.add_argument("--data", help="embedded (default) | tfds:<name> | a recipe-specific source")
+    tr.add_argument("--strategy", help="default | mirrored | multi_worker")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    tr.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    tr.add_argument("--runs-root", default="runs")
+    tr.add_argument("--export-root", default="saved_models")
+    tr.add_argument("--no-export", action="store_true")
+    tr.set_defaults(fn=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="evaluate a run's model on its test split (or --data)")
+    ev.add_argument("run_dir")
+    ev.add_argument("--data")
+    ev.set_defaults(fn=cmd_evaluate)
+
+    ex = sub.add_parser("export", help="export a run's model.keras as a new SavedModel version")
+    ex.add_argument("run_dir")
+    ex.add_argument("--export-root", default="saved_models")
+    ex.set_defaults(fn=cmd_export)
+
+    ve = sub.add_parser("verify-export", help="check an export with stock TensorFlow only")
+    ve.add_argument("path", help="saved_models/<model>/<version> (or saved_models/<model> for the newest)")
+    ve.set_defaults(fn=cmd_verify)
+
+    be = sub.add_parser("bench", help="run the benchmarks (ratios against reference implementations)")
+    be.add_argument("--only", help="run only benchmarks whose name contains this")
+    be.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.debug:
+        return args.fn(args)
+    try:
+        return args.fn(args)
+    except _user_errors() as err:
+        print(f"tfmodels {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
