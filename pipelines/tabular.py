@@ -255,9 +255,8 @@ def categorical_index(values: tf.Tensor, vocabulary: Sequence[str], name: str) -
     cleaned = tf.strings.lower(tf.strings.strip(values))
     matches = tf.equal(cleaned[:, None], tf.constant(list(vocabulary))[None, :])
     known = tf.reduce_any(matches, axis=1)
-    accepted = ", ".join(repr(v) for v in vocabulary)
     check = tf.debugging.Assert(
-        tf.reduce_all(known), [f"{name} must be one of {accepted}; got:", tf.boolean_mask(values, ~known)]
+        tf.reduce_all(known), [f"{name} must be one of: {', '.join(vocabulary)}; got:", tf.boolean_mask(values, ~known)]
     )
     with tf.control_dependencies([check]):
         return tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int32)

@@ -103,8 +103,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"bad value for {key!r}: {getattr(self, key)!r}; choose one of: {', '.join(allowed)}"
                 )
-        if self.epochs < 1 or self.batch_size < 0 or self.repeats_per_epoch < 1:
-            raise ConfigError("epochs and repeats_per_epoch must be >= 1 and batch_size >= 0")
+        if self.epochs < 1 or self.batch_size < 0 or self.repeats_per_epoch < 1 or self.seed < 0:
+            raise ConfigError("epochs and repeats_per_epoch must be >= 1; batch_size and seed >= 0")
         if self.warmup_epochs and self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError("warmup_epochs works with the constant and cosine schedules only")
 

@@ -23,6 +23,11 @@ Data (``DATA=``):
 for the notes' fixed order), k is mini-batch gradient descent (S5). ``repeats_per_epoch`` lets one
 Keras epoch make many steps (§30's 1,000 iterations are ``epochs=1, repeats_per_epoch=1000``).
 
+The kept checkpoint is the one with the lowest *training* loss (``monitor=loss``): the model is
+the gradient-descent estimate of the training-set least-squares fit, to be compared with its
+closed form. (Selecting by the 44 validation rows of ``embedded`` would stop after the first
+hundred steps, long before the poorly conditioned directions converge.)
+
 Report (``metrics.json["report"]``): the normal-equation solution on the training split, its test
 MSE beside the gradient-descent model's, the distance between the two parameter vectors (in the
 model's input space, i.e. standardised features for ``embedded``), and the test MSE of always
@@ -84,6 +89,7 @@ class LinearRegressionConfig(TrainConfig):
     batch_size: int = 0
     optimizer: str = "sgd"
     learning_rate: float = 0.2
+    monitor: str = "loss"
 
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "tiny": {"epochs": 2, "repeats_per_epoch": 10, "verbose": 0},

@@ -27,7 +27,7 @@ the accuracy beside the majority-class baseline (2/3: always "fail").
 Serving: ``serving_default`` takes float32 ``hours`` [B] and returns ``probability`` [B] (of
 passing) and ``label`` [B] (1 = pass, at probability > 0.5).
 
-Presets: ``tiny`` (1,000 full-batch steps, converged), ``default`` (5,000 steps) and ``paper``
+Presets: ``tiny`` (1,000 full-batch steps, converged), ``default`` (2,000 steps) and ``paper``
 (S10 as written: random init, no penalty, 100 full-batch epochs; PyTorch's summed BCE with lr 0.01
 on N = 3 rows is Keras' mean BCE with lr 0.03).
 
@@ -63,7 +63,7 @@ class LogisticRegressionConfig(TrainConfig):
     """
 
     l2: float = 0.01
-    epochs: int = 5
+    epochs: int = 2
     repeats_per_epoch: int = 1000
     batch_size: int = 0
     optimizer: str = "sgd"

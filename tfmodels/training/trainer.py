@@ -77,6 +77,10 @@ def training_dataset(
     buffer = cfg.shuffle_buffer or n_train
 
     def one_epoch(epoch):
+        # The shuffle seed is a tensor here; TF's seed helper compares the graph seed with 0 in
+        # Python and fails when it is 0 (``--set seed=0``). This graph-level seed applies to this
+        # traced function only; the order depends on the op seed alone.
+        tf.random.set_seed(1)
         data = train.shuffle(buffer, seed=_epoch_seed(cfg.seed, epoch)) if cfg.shuffle else train
         return data.batch(global_batch).repeat(cfg.repeats_per_epoch)
 
