@@ -54,3 +54,14 @@ def test_list_markdown_reports_measured_results(mnist_cnn_run, capsys):
 def test_verify_export_command_accepts_the_model_directory(mnist_cnn_run, capsys):
     assert cli.main(["verify-export", str(mnist_cnn_run.export_path.parent)]) == 0
     assert "all in core TensorFlow" in capsys.readouterr().out
+
+
+def test_evaluate_and_export_commands_use_a_run_directory(mnist_cnn_run, tmp_path, capsys):
+    assert cli.main(["evaluate", str(mnist_cnn_run.run_dir)]) == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "mnist_cnn" and report["data"] == "sklearn:digits"
+    assert abs(report["test"]["accuracy"] - mnist_cnn_run.metrics["test"]["accuracy"]) < 1e-6
+    assert cli.main(["export", str(mnist_cnn_run.run_dir), "--export-root", str(tmp_path)]) == 0
+    assert cli.main(["verify-export", str(tmp_path / "mnist_cnn")]) == 0

@@ -11,6 +11,11 @@ Example:
 
 from __future__ import annotations
 
+# Import the ``export`` subpackage before defining the ``export`` function below: importing a
+# submodule sets the package attribute of the same name, so a later first import of
+# ``tfmodels.export`` would otherwise replace the function with the module.
+import tfmodels.export as _export_package  # noqa: F401
+
 __version__ = "0.1.0"
 
 
@@ -39,18 +44,17 @@ def train(name: str, preset: str = "default", data=None, strategy=None, override
 
 def export(name: str, model_path, preset: str = "default", overrides=None, export_root="saved_models"):
     """Exports a trained ``.keras`` model of MODEL ``name`` to ``export_root/name/<version>``."""
+    from pathlib import Path
+
     import keras
 
     from tfmodels import registry
     from tfmodels.config import resolve
-    from tfmodels.export import export_model
 
     recipe = registry.get(name)
     cfg = resolve(recipe.config, preset, overrides)
     model = keras.saving.load_model(model_path)
-    from pathlib import Path
-
-    return export_model(recipe, cfg, model, Path(export_root))
+    return _export_package.export_model(recipe, cfg, model, Path(export_root))
 
 
 def verify_export(path):
