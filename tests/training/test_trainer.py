@@ -110,3 +110,15 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp_path
     assert json.loads((run_dir / "metrics.json").read_text())["test"] == json.loads(
         (full_dir / "metrics.json").read_text()
     )["test"]
+
+
+def test_mixed_precision_and_xla_are_config_switches(tmp_path):
+    result = tfmodels.train(
+        "mnist_cnn", preset="tiny", data="sklearn:digits",
+        overrides={"mixed_precision": True, "jit_compile": True},
+        runs_root=tmp_path, export_root=tmp_path / "saved_models",
+    )
+    assert result.model.get_layer("conv1").dtype_policy.name == "mixed_float16"
+    assert result.metrics["test"]["accuracy"] > 0.3
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored for later builds
+    assert tfmodels.verify_export(result.export_path)["requests_replayed"] == 2

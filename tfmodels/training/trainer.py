@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from pipelines.splits import Splits
 from tfmodels import registry
-from tfmodels.config import TrainConfig, parse_overrides, resolve
+from tfmodels.config import ConfigError, TrainConfig, parse_overrides, resolve
 from tfmodels.training.callbacks import LearningRateLogger, StopOnNaN
 from tfmodels.training.optimization import make_optimizer, schedule_callbacks
 from tfmodels.training.strategy import make_strategy
@@ -199,7 +199,7 @@ def train(
         if not (run_dir / "config.json").exists():
             raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
         if overrides or data or strategy:
-            raise ValueError("a resumed run keeps its saved config: drop overrides, data and strategy")
+            raise ConfigError("a resumed run keeps its saved config: drop overrides, data and strategy")
         cfg = resolve(recipe.config, preset, json.loads((run_dir / "config.json").read_text()))
     else:
         cfg = resolve_config(name, preset, data, strategy, overrides)
@@ -209,7 +209,24 @@ def train(
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
+    previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
+    try:
+        return _run(recipe, cfg, preset, run_dir, export_root, callbacks)
+    finally:  # later models built in this process get the policy they had before
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _run(
+    recipe: registry.Recipe,
+    cfg: TrainConfig,
+    preset: str,
+    run_dir: Path,
+    export_root: str | os.PathLike | None,
+    callbacks: Sequence[keras.callbacks.Callback],
+) -> TrainResult:
+    """Data, model, fit, evaluation, report and export of one run (config already resolved)."""
+    name = recipe.name
     dist = make_strategy(cfg.strategy)
 
     splits: Splits = recipe.datasets(cfg)
@@ -223,7 +240,7 @@ def train(
     backup_dir = run_dir / "backup"
     initial_epoch = _resumed_epoch(backup_dir)
     if initial_epoch >= cfg.epochs:
-        raise ValueError(f"{run_dir} has already finished all {cfg.epochs} epochs")
+        raise ConfigError(f"{run_dir} has already finished all {cfg.epochs} epochs")
     if initial_epoch:
         print(f"Resuming {name} from epoch {initial_epoch + 1} of {cfg.epochs} ({run_dir})")
     train_ds = training_dataset(train_split, cfg, global_batch, n_train, initial_epoch)
@@ -293,7 +310,7 @@ def train(
     test_metrics = model.evaluate(test_ds, verbose=0, return_dict=True)
     hist = _read_history(history_path)  # all epochs, also those before a resume
     if cfg.monitor not in hist:
-        raise ValueError(f"monitor {cfg.monitor!r} is not a logged metric; logged: {', '.join(hist)}")
+        raise ConfigError(f"monitor {cfg.monitor!r} is not a logged metric; logged: {', '.join(hist)}")
     best_epoch = int(np.argmax(hist[cfg.monitor]) if mode == "max" else np.argmin(hist[cfg.monitor]))
     metrics: dict[str, Any] = {
         "model": name,
