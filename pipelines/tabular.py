@@ -118,7 +118,10 @@ class Table:
 
 
 def _part(x: np.ndarray, y: np.ndarray, ids: np.ndarray) -> Part:
-    return Part(np.asarray(x, np.float32), np.asarray(y, np.float32), np.asarray(ids, np.int64))
+    arrays = [np.array(x, np.float32), np.array(y, np.float32), np.array(ids, np.int64)]
+    for array in arrays:  # loaders cache their tables: nobody may change them in place
+        array.setflags(write=False)
+    return Part(*arrays)
 
 
 def split_table(
@@ -342,6 +345,7 @@ class Scaling:
 
     @classmethod
     def identity(cls, num_features: int) -> Scaling:
+        """Leaves ``num_features`` columns as they are (the notes' worked examples use raw x)."""
         return cls(np.ones(num_features, np.float32), np.zeros(num_features, np.float32))
 
     @classmethod
@@ -379,7 +383,12 @@ def feature_matrix(columns: Mapping[str, tf.Tensor], names: Sequence[str]) -> tf
 
 
 def finite(x: tf.Tensor, name: str) -> tf.Tensor:
-    """``x``, after checking it holds no NaN or infinity (an InvalidArgumentError naming ``name``)."""
+    """``x``, after checking it holds no NaN or infinity (an InvalidArgumentError naming ``name``).
+
+    Example:
+        >>> finite(tf.constant([1.0, 2.5]), "hours").numpy().tolist()   # NaN would raise, naming "hours"
+        [1.0, 2.5]
+    """
     return tf.debugging.check_numerics(x, f"{name} must be finite numbers (no NaN or infinity)")
 
 

@@ -13,7 +13,7 @@ from tfmodels.recipes import logistic_regression as recipe
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """The tiny preset (1,500 full-batch steps), trained and exported once for this module."""
+    """The tiny preset (300 full-batch steps), trained and exported once for this module."""
     root = tmp_path_factory.mktemp("logistic_regression")
     return tfmodels.train("logistic_regression", preset="tiny", runs_root=root / "runs", export_root=root / "saved_models")
 
@@ -40,7 +40,7 @@ def test_builds_from_config_with_two_parameters():
 
 def test_paper_preset_is_the_notes_unpenalised_100_epochs():
     cfg = resolve(recipe.LogisticRegressionConfig, "paper")
-    assert (cfg.l2, cfg.epochs, cfg.batch_size, cfg.optimizer) == (0.0, 100, 0, "sgd")
+    assert (cfg.l2, cfg.epochs, cfg.batch_size, cfg.optimizer, cfg.momentum) == (0.0, 100, 0, "sgd", 0.0)
     assert cfg.learning_rate == pytest.approx(0.03)  # summed BCE at lr 0.01 over 3 rows
     assert recipe.model(cfg).losses == []
 
