@@ -122,3 +122,11 @@ def test_mixed_precision_and_xla_are_config_switches(tmp_path):
     assert result.metrics["test"]["accuracy"] > 0.3
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for later builds
     assert tfmodels.verify_export(result.export_path)["requests_replayed"] == 2
+
+
+@pytest.mark.parametrize("name", ["titanic_mlp", "logistic_regression"])
+def test_mirrored_strategy_with_batches_that_do_not_split_evenly(name, tmp_path):
+    # titanic: 921 training rows in batches of 2 x 32; logistic regression: 3 rows, full batch.
+    result = tfmodels.train(name, preset="tiny", strategy="mirrored", runs_root=tmp_path, export_root=None)
+    assert result.metrics["replicas"] == 2 and result.metrics["global_batch"] % 2 == 0
+    assert math.isfinite(result.metrics["test"]["loss"])

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
 import tensorflow as tf
 
 
+@functools.lru_cache(maxsize=None)
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """Builds the strategy named by the config.
+    """Builds the strategy named by the config, once per process.
 
     ``mirrored`` replicates over every GPU, or, on a machine without GPUs, over every logical
     CPU device (tests split the CPU into two). ``multi_worker`` needs ``TF_CONFIG``.
+
+    The instance is reused by later runs in the same process: two MirroredStrategy instances
+    number their collective ops from the same key, and the second one's all-reduce then fails
+    with "Shape mismatch in the collective instance".
     """
     if name == "default":
         return tf.distribute.get_strategy()

@@ -71,7 +71,12 @@ def _epoch_seed(seed: int, epoch: tf.Tensor) -> tf.Tensor:
 
 
 def training_dataset(
-    train: tf.data.Dataset, cfg: TrainConfig, global_batch: int, n_train: int, initial_epoch: int
+    train: tf.data.Dataset,
+    cfg: TrainConfig,
+    global_batch: int,
+    n_train: int,
+    initial_epoch: int,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """Epochs ``initial_epoch .. cfg.epochs-1`` of shuffled batches, as one dataset."""
     buffer = cfg.shuffle_buffer or n_train
@@ -82,10 +87,27 @@ def training_dataset(
         # traced function only; the order depends on the op seed alone.
         tf.random.set_seed(1)
         data = train.shuffle(buffer, seed=_epoch_seed(cfg.seed, epoch)) if cfg.shuffle else train
-        return data.batch(global_batch).repeat(cfg.repeats_per_epoch)
+        return data.batch(global_batch, drop_remainder=drop_remainder).repeat(cfg.repeats_per_epoch)
 
     epochs = tf.data.Dataset.range(initial_epoch, cfg.epochs)
     return epochs.flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
+
+
+def replica_batches(n: int, batch: int, replicas: int) -> tuple[int, int]:
+    """(global batch, batches per pass) for ``n`` examples.
+
+    With several replicas every batch must split evenly across them (Keras 3 under
+    MirroredStrategy fails on a batch that does not: "AddN must have the same size and shape"),
+    so the batch is rounded down to a multiple of the replica count and the last partial batch
+    is dropped; with one replica nothing is dropped.
+    """
+    batch = min(batch, n)
+    if replicas == 1:
+        return batch, math.ceil(n / batch)
+    if n < replicas:
+        raise ConfigError(f"{n} examples cannot be split across {replicas} replicas")
+    batch = max(replicas, batch - batch % replicas)
+    return batch, n // batch
 
 
 def _resumed_epoch(backup_dir: Path) -> int:
@@ -232,10 +254,11 @@ def _run(
     splits: Splits = recipe.datasets(cfg)
     train_split, val_split, test_split = (s.cache() for s in (splits.train, splits.validation, splits.test))
     n_train, n_val, n_test = (_count(s) for s in (train_split, val_split, test_split))
-    per_replica = cfg.batch_size or n_train
-    global_batch = per_replica * dist.num_replicas_in_sync
-    steps_per_epoch = math.ceil(n_train / global_batch) * cfg.repeats_per_epoch
-    eval_batch = cfg.batch_size * dist.num_replicas_in_sync if cfg.batch_size else max(n_val, n_test)
+    replicas = dist.num_replicas_in_sync
+    # batch_size is per replica; 0 means the whole training set in one (global) batch.
+    global_batch, batches = replica_batches(n_train, cfg.batch_size * replicas or n_train, replicas)
+    steps_per_epoch = batches * cfg.repeats_per_epoch
+    val_batch, _ = replica_batches(n_val, cfg.batch_size * replicas or n_val, replicas)
 
     backup_dir = run_dir / "backup"
     initial_epoch = _resumed_epoch(backup_dir)
@@ -243,9 +266,9 @@ def _run(
         raise ConfigError(f"{run_dir} has already finished all {cfg.epochs} epochs")
     if initial_epoch:
         print(f"Resuming {name} from epoch {initial_epoch + 1} of {cfg.epochs} ({run_dir})")
-    train_ds = training_dataset(train_split, cfg, global_batch, n_train, initial_epoch)
-    val_ds = val_split.batch(eval_batch).prefetch(tf.data.AUTOTUNE)
-    test_ds = test_split.batch(eval_batch).prefetch(tf.data.AUTOTUNE)
+    split_evenly = replicas > 1
+    train_ds = training_dataset(train_split, cfg, global_batch, n_train, initial_epoch, split_evenly)
+    val_ds = val_split.batch(val_batch, drop_remainder=split_evenly).prefetch(tf.data.AUTOTUNE)
 
     with dist.scope():
         model = recipe.model(cfg)
@@ -307,6 +330,14 @@ def _run(
         )
 
     model.load_weights(str(best_path))
+    if replicas > 1:
+        # Test, report and export run on one device with every test example, not only the ones
+        # that fill replica-divisible batches.
+        best_weights = model.get_weights()
+        model = recipe.model(cfg)
+        model.compile(**recipe.compile_args(cfg))
+        model.set_weights(best_weights)
+    test_ds = test_split.batch(cfg.batch_size or n_test).prefetch(tf.data.AUTOTUNE)
     test_metrics = model.evaluate(test_ds, verbose=0, return_dict=True)
     hist = _read_history(history_path)  # all epochs, also those before a resume
     if cfg.monitor not in hist:
