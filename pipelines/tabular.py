@@ -8,6 +8,9 @@ Sources (all offline):
   ``resources.tar.gz`` that the pydataset package ships. The archive is read in place with
   :mod:`tarfile`; unlike ``pydataset.data(...)`` this never extracts it into ``~/.pydataset``.
 
+Real sources, selected with ``DATA=...``: TFDS's ``titanic`` (:func:`titanic_tfds`) and a local file
+in the format of the notes' ``diabetes.csv.gz`` (:func:`notes_diabetes_file`).
+
 A loader returns a :class:`Table`: float32 features, float32 labels and the rows' ids in the source
 table, already split into train / validation / test. :meth:`Table.splits` turns it into the
 unbatched ``tf.data`` :class:`~pipelines.splits.Splits` the trainer wants; the recipes also read the
@@ -27,14 +30,19 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from pipelines.sources import DataSourceError, tfds_splits
 from pipelines.splits import Splits, split_indices
 
 PART_NAMES = ("train", "validation", "test")
 
 PIMA_FEATURES = ("npreg", "glu", "bp", "skin", "bmi", "ped", "age")
+# The columns of the notes' diabetes.csv.gz (UCI's order; Pima's names, plus the insulin MASS lacks).
+NOTES_DIABETES_FEATURES = ("npreg", "glu", "bp", "skin", "insulin", "bmi", "ped", "age")
 TITANIC_FEATURES = ("pclass", "sex_female", "sex_male", "child")
 SEX_VOCABULARY = ("female", "male")  # the order of pandas.get_dummies' Sex_female, Sex_male columns
 AGE_VOCABULARY = ("adults", "child")
+TFDS_SEX_NAMES = ("male", "female")  # the order of the class names of TFDS titanic's ``sex``
+CHILD_AGE = 18.0  # TFDS titanic has ages in years; younger than this counts as a child
 
 
 @functools.lru_cache(maxsize=None)
@@ -320,6 +328,92 @@ def titanic(seed: int = 0) -> Table:
     return split_table(
         x, (df["survived"] == "yes").to_numpy(), df.index.to_numpy(), TITANIC_FEATURES, (0.1, 0.2), seed,
         source="COUNT titanic from pydataset (embedded)", label="1 = survived",
+    )
+
+
+def notes_diabetes_file(path: str | Path, seed: int = 0) -> Table:
+    """A diabetes table in the format of the notes' ``diabetes.csv.gz`` (notes-002 S11, L651-658).
+
+    Comma-separated numbers, no header, one row per patient: the eight features
+    :data:`NOTES_DIABETES_FEATURES` then a 0/1 label, read like the notes' ``np.loadtxt``
+    (gzip-compressed when the name ends in ``.gz``, plain text otherwise). Labels are kept as
+    written: in the notes' file 1 means *not* diabetic. A row's id is its 1-based line number.
+    Split 70/10/20 with ``seed``.
+
+    Raises:
+        DataSourceError: the file is missing or unreadable, a row does not hold 9 columns, a
+            feature is not a finite number, or a label is not 0 or 1.
+
+    Example:
+        >>> import gzip, tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "diabetes.csv.gz"
+        >>> _ = path.write_bytes(gzip.compress(b"-0.29,0.49,0.18,-0.29,0,0.0,-0.53,-0.03,0\\n" * 10))
+        >>> notes_diabetes_file(path).num_features
+        8
+    """
+    path = Path(path)
+    expected = (
+        f"the notes' diabetes.csv.gz format: comma-separated numbers, no header, "
+        f"{len(NOTES_DIABETES_FEATURES)} features then the 0/1 label"
+    )
+    if not path.is_file():
+        raise DataSourceError(f"diabetes file {str(path)!r} does not exist (expected {expected})")
+    try:
+        rows = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+    except (OSError, ValueError) as err:
+        raise DataSourceError(f"could not read {str(path)!r} as {expected} ({type(err).__name__}: {err})") from err
+    if rows.shape[1] != len(NOTES_DIABETES_FEATURES) + 1 or len(rows) == 0:
+        raise DataSourceError(f"{str(path)!r} has {len(rows)} rows of {rows.shape[1]} columns; expected {expected}")
+    x, y = rows[:, :-1], rows[:, -1]
+    non_finite = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if non_finite.size:
+        raise DataSourceError(f"{str(path)!r}: features must be finite numbers; line {non_finite[0] + 1} is not")
+    bad = np.flatnonzero((y != 0) & (y != 1))
+    if bad.size:
+        raise DataSourceError(f"{str(path)!r}: the last column is the label and must be 0 or 1; line {bad[0] + 1} has {y[bad[0]]:g}")
+    return split_table(
+        x, y, np.arange(1, len(y) + 1), NOTES_DIABETES_FEATURES, (0.1, 0.2), seed,
+        source=f"file:{path} (the notes' diabetes.csv.gz format)",
+        label="1 and 0 as in the file (the notes' diabetes.csv.gz: 1 = not diabetic, 0 = diabetic)",
+    )
+
+
+def titanic_tfds_features(pclass: tf.Tensor, sex: tf.Tensor, age: tf.Tensor) -> tf.Tensor:
+    """Encodes TFDS ``titanic`` fields as :data:`TITANIC_FEATURES`, through :func:`titanic_features`.
+
+    TFDS stores ``pclass`` as class index 0..2 (``1st_class``..``3rd_class``), so the class number
+    is ``pclass + 1``; ``sex`` as index into :data:`TFDS_SEX_NAMES`; ``age`` in years, with -1
+    where it is unknown. ``child`` = 1 for a known age below :data:`CHILD_AGE` (18); an unknown
+    age counts as an adult, the more common group.
+
+    Example:
+        >>> titanic_tfds_features(tf.constant([0, 2, 2]), tf.constant([1, 0, 0]), tf.constant([30.0, 17.5, -1.0])).numpy().tolist()
+        [[1.0, 1.0, 0.0, 0.0], [3.0, 0.0, 1.0, 1.0], [3.0, 0.0, 1.0, 0.0]]
+    """
+    age = tf.convert_to_tensor(age, tf.float32)
+    is_child = tf.logical_and(age >= 0, age < CHILD_AGE)
+    age_group = tf.where(is_child, tf.constant(AGE_VOCABULARY[1]), tf.constant(AGE_VOCABULARY[0]))
+    sex_name = tf.gather(tf.constant(TFDS_SEX_NAMES), sex)
+    return titanic_features(tf.cast(pclass, tf.int32) + 1, sex_name, age_group)
+
+
+def titanic_tfds(seed: int = 0) -> Table:
+    """TFDS's ``titanic`` (1,309 passengers, one ``train`` split), encoded like :func:`titanic`.
+
+    Features by :func:`titanic_tfds_features`; label ``survived`` (1 = survived). Split 70/10/20
+    with ``seed``; a row's id is its 1-based position in the TFDS split (the ``PassengerId`` of
+    the predictions file). Downloaded by TFDS on first use and read from its cache afterwards.
+
+    Raises:
+        DataSourceError: TFDS could not load the dataset.
+    """
+    (passengers,) = tfds_splits("titanic", ("train",))
+    features, survived = passengers.batch(1 << 20).get_single_element()
+    x = titanic_tfds_features(features["pclass"], features["sex"], features["age"]).numpy()
+    y = survived.numpy()
+    return split_table(
+        x, y, np.arange(1, len(y) + 1), TITANIC_FEATURES, (0.1, 0.2), seed,
+        source="tfds:titanic", label="1 = survived",
     )
 
 

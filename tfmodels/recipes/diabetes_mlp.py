@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import sources, tabular
-from pipelines.tabular import PIMA_FEATURES, Scaling
+from pipelines.tabular import Scaling
 from tfmodels.config import TrainConfig
 from tfmodels.export.signatures import Endpoint, Serving, binary_probability
 from tfmodels.models.mlp import build_mlp
@@ -73,8 +73,8 @@ class DiabetesMlpConfig(TrainConfig):
 
 
 def load_table(cfg: DiabetesMlpConfig) -> tabular.Table:
-    sources.parse(cfg.data, ("embedded",))
-    return tabular.pima(cfg.seed)
+    kind, path = sources.parse(cfg.data, ("embedded", "file:*"))
+    return tabular.pima(cfg.seed) if kind == "embedded" else tabular.notes_diabetes_file(path, cfg.seed)
 
 
 def datasets(cfg: DiabetesMlpConfig):
@@ -82,9 +82,10 @@ def datasets(cfg: DiabetesMlpConfig):
 
 
 def model(cfg: DiabetesMlpConfig) -> keras.Model:
-    scaling = Scaling.min_max(load_table(cfg).train.x)
+    table = load_table(cfg)
+    scaling = Scaling.min_max(table.train.x)
     return build_mlp(
-        (len(PIMA_FEATURES),), cfg.hidden_units, 1, activation=cfg.activation,
+        (table.num_features,), cfg.hidden_units, 1, activation=cfg.activation,
         output_activation="sigmoid", rescale=scaling.rescale, name="diabetes_mlp",
     )
 
@@ -95,20 +96,21 @@ def report(cfg: DiabetesMlpConfig, net: keras.Model, splits, run_dir) -> dict:
 
 
 def serving(cfg: DiabetesMlpConfig, net: keras.Model) -> Serving:
-    example = load_table(cfg).test.x[:2]
+    table = load_table(cfg)
+    names, example, label = table.feature_names, table.test.x[:2], table.info["label"]
 
     def predict(**columns):
-        return binary_probability(net(tabular.feature_matrix(columns, PIMA_FEATURES), training=False))
+        return binary_probability(net(tabular.feature_matrix(columns, names), training=False))
 
     return Serving(
         {
             "serving_default": Endpoint(
                 predict,
-                {name: tf.TensorSpec([None], tf.float32) for name in PIMA_FEATURES},
-                {name: np.ascontiguousarray(example[:, i]) for i, name in enumerate(PIMA_FEATURES)},
+                {name: tf.TensorSpec([None], tf.float32) for name in names},
+                {name: np.ascontiguousarray(example[:, i]) for i, name in enumerate(names)},
                 {
-                    "probability": "float32 [B]: probability of diabetes (WHO criteria)",
-                    "label": "int32 [B]: 1 = diabetic (probability > 0.5), 0 = not",
+                    "probability": f"float32 [B]: probability that the label is 1; {label}",
+                    "label": f"int32 [B]: 1 if probability > 0.5, else 0; {label}",
                 },
             )
         }

@@ -79,8 +79,8 @@ class TitanicMlpConfig(TrainConfig):
 
 
 def load_table(cfg: TitanicMlpConfig) -> tabular.Table:
-    sources.parse(cfg.data, ("embedded",))
-    return tabular.titanic(cfg.seed)
+    kind, _ = sources.parse(cfg.data, ("embedded", "tfds:titanic"))
+    return tabular.titanic(cfg.seed) if kind == "embedded" else tabular.titanic_tfds(cfg.seed)
 
 
 def datasets(cfg: TitanicMlpConfig):

@@ -147,9 +147,9 @@ def _plot_curves(history: Mapping[str, list], path: Path) -> None:
         ax.plot(epochs, history[key], label="train")
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], label="validation")
+            ax.legend()
         ax.set_title(key)
         ax.set_xlabel("epoch")
-        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
