@@ -32,7 +32,7 @@ def parse(spec: str, allowed: tuple[str, ...]) -> tuple[str, str]:
 
 
 def tfds_splits(
-    name: str, splits: tuple[str, str, str] = ("train[:90%]", "train[90%:]", "test"), data_dir: str | None = None
+    name: str, splits: tuple[str, ...] = ("train[:90%]", "train[90%:]", "test"), data_dir: str | None = None
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
     """Loads train / validation / test splits of a TFDS dataset as ``(features, label)`` pairs."""
     import tensorflow_datasets as tfds

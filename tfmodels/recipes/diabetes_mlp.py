@@ -19,13 +19,23 @@ features, every feature min-max scaled to [-1, 1], label 0 = diabetic):
   training range, e.g. BMI 67.1 > 47.9, map slightly outside [-1, 1]);
 * label 1 = diabetic (``type == "Yes"``), the reverse of the notes' file.
 
+Data (``DATA=file:<path>``): the notes' own ``diabetes.csv.gz``, or any file in its format: comma-
+separated numbers, no header, the 8 features npreg, glu, bp, skin, insulin, bmi, ped, age, then a
+0/1 label; gzip-compressed if the name ends in ``.gz``, plain text otherwise
+(:func:`pipelines.tabular.notes_diabetes_file`). Rows are split 70/10/20 with the seed. The net's
+input width follows the data (**8 -> 6 -> 4 -> 1**, 87 parameters, as in the notes), the same
+training-split min-max ``Rescaling`` is applied (on the notes' already scaled file it is close to
+the identity), and labels are kept as written, so with the notes' file the model predicts 1 = *not*
+diabetic. A missing file, a row without 9 columns, a non-finite feature or a label other than 0/1
+fails with a :class:`~pipelines.sources.DataSourceError` that says what is wrong.
+
 Report: test accuracy beside the majority-class baseline (always "not diabetic": 67.2 % of
 ``Pima.te``).
 
 Serving: ``serving_default`` takes one float32 [B] input per feature in raw units (``npreg``,
-``glu``, ``bp``, ``skin``, ``bmi``, ``ped``, ``age``) and returns ``probability`` [B] (of
-diabetes) and ``label`` [B] (1 = diabetic, at probability > 0.5). NaN or infinite values are
-rejected with an error.
+``glu``, ``bp``, ``skin``, ``bmi``, ``ped``, ``age``; plus ``insulin`` with ``DATA=file:<path>``)
+and returns ``probability`` [B] (that the label is 1: diabetic with the embedded data) and
+``label`` [B] (1 at probability > 0.5). NaN or infinite values are rejected with an error.
 
 Presets: ``tiny`` (3 epochs, seconds), ``default`` (Adam, mini-batches of 32, 200 epochs) and
 ``paper`` (S11 exactly: SGD lr 0.1, full batch, 100 epochs; this leaves the sigmoid net close to

@@ -19,6 +19,13 @@ passengers):
 * every row is labelled, so the test split is scored, not only predicted; a passenger's
   ``PassengerId`` is their row number in the source table (1..1316).
 
+Data (``DATA=tfds:titanic``): TFDS's ``titanic`` (OpenML's copy of the 1,309 passengers, one
+``train`` split; downloaded on first use), mapped to the same four inputs by
+:func:`pipelines.tabular.titanic_tfds_features`: ``pclass`` = TFDS's class index 0..2 plus 1, the
+sex one-hot as above, and ``child`` = 1 for a known age below 18 years; the 263 passengers whose
+age is unknown (TFDS stores -1) count as adults, the larger group. Split 70/10/20 with the seed
+like the embedded table; ``PassengerId`` is a passenger's 1-based position in the TFDS split.
+
 Report: test accuracy beside the majority-class baseline (always "died"), and the notes'
 submission file ``my_predict.csv`` (``PassengerId,Survived``, one row per test passenger, 0/1)
 written into the run directory.
@@ -28,7 +35,8 @@ Serving: ``serving_default`` takes the raw passenger fields ``pclass`` int32 [B]
 case-insensitive; any other value fails with an InvalidArgumentError that names the field, the
 accepted values and the offending ones. It returns ``probability`` [B] (of surviving) and
 ``label`` [B]. The encoding is :func:`pipelines.tabular.titanic_features`, the very function that
-built the training data, in core TensorFlow ops.
+built the training data, in core TensorFlow ops (with ``DATA=tfds:titanic`` a client sends
+``age`` as ``child`` for an age below 18, else ``adults``).
 
 Presets: ``tiny`` (2 epochs, seconds), ``default`` (Adam, batches of 32, 100 epochs) and
 ``paper`` (S13 exactly: SGD lr 0.01, shuffled batches of 1, 100 epochs).
