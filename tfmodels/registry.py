@@ -42,6 +42,9 @@ class Recipe:
         serving: ``(cfg, model) -> tfmodels.export.signatures.Serving``: the signatures of the export.
         report: optional ``(cfg, model, splits, run_dir) -> dict`` adding recipe-specific results
             (baselines, closed-form solutions, prediction files) to ``metrics.json``.
+        train_transform: optional ``cfg -> fn(x_batch, y_batch) -> (x_batch, y_batch)``, applied
+            to every *training* batch after shuffling and batching, anew each epoch (random
+            augmentation, MixUp, CutMix); validation, test and serving never see it.
     """
 
     name: str
@@ -52,6 +55,7 @@ class Recipe:
     compile_args: Callable[[Any], dict]
     serving: Callable[[Any, Any], Any]
     report: Optional[Callable[..., dict]] = None
+    train_transform: Optional[Callable[[Any], Callable]] = None
 
 
 _RECIPES: dict[str, Recipe] = {}

@@ -77,8 +77,13 @@ def training_dataset(
     n_train: int,
     initial_epoch: int,
     drop_remainder: bool = False,
+    transform=None,
 ) -> tf.data.Dataset:
-    """Epochs ``initial_epoch .. cfg.epochs-1`` of shuffled batches, as one dataset."""
+    """Epochs ``initial_epoch .. cfg.epochs-1`` of shuffled batches, as one dataset.
+
+    ``transform`` (the recipe's ``train_transform``) maps each batch after batching, so random
+    augmentation is drawn anew every epoch rather than cached.
+    """
     buffer = cfg.shuffle_buffer or n_train
 
     def one_epoch(epoch):
@@ -87,7 +92,10 @@ def training_dataset(
         # traced function only; the order depends on the op seed alone.
         tf.random.set_seed(1)
         data = train.shuffle(buffer, seed=_epoch_seed(cfg.seed, epoch)) if cfg.shuffle else train
-        return data.batch(global_batch, drop_remainder=drop_remainder).repeat(cfg.repeats_per_epoch)
+        batches = data.batch(global_batch, drop_remainder=drop_remainder)
+        if transform is not None:
+            batches = batches.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+        return batches.repeat(cfg.repeats_per_epoch)
 
     epochs = tf.data.Dataset.range(initial_epoch, cfg.epochs)
     return epochs.flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
@@ -267,7 +275,8 @@ def _run(
     if initial_epoch:
         print(f"Resuming {name} from epoch {initial_epoch + 1} of {cfg.epochs} ({run_dir})")
     split_evenly = replicas > 1
-    train_ds = training_dataset(train_split, cfg, global_batch, n_train, initial_epoch, split_evenly)
+    transform = recipe.train_transform(cfg) if recipe.train_transform is not None else None
+    train_ds = training_dataset(train_split, cfg, global_batch, n_train, initial_epoch, split_evenly, transform)
     val_ds = val_split.batch(val_batch, drop_remainder=split_evenly).prefetch(tf.data.AUTOTUNE)
 
     with dist.scope():

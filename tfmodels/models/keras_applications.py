@@ -1,0 +1,37 @@
+"""Weight compatibility with ``keras.applications``: copy a reference model's weights into ours.
+
+Our image classifiers take raw pixels (0..255) and do the reference's ``preprocess_input`` inside
+the model; their weight-bearing layers are built in the same order as the keras.applications
+model of the same architecture, so weights transfer layer by layer. With ``weights="imagenet"``
+a builder downloads the reference (online, once, cached in ``~/.keras/models``) and copies it.
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+def _weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True) if layer.weights and not layer._layers]
+
+
+def copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Copies every weight of ``source`` into ``target``, layer by layer, in build order.
+
+    Raises:
+        ValueError: naming the first layer pair whose type or weight shapes differ.
+    """
+    src_layers, dst_layers = _weighted_layers(source), _weighted_layers(target)
+    if len(src_layers) != len(dst_layers):
+        raise ValueError(
+            f"{source.name} has {len(src_layers)} layers with weights, {target.name} has {len(dst_layers)}"
+        )
+    for src, dst in zip(src_layers, dst_layers):
+        src_shapes = [tuple(w.shape) for w in src.weights]
+        dst_shapes = [tuple(w.shape) for w in dst.weights]
+        if type(src) is not type(dst) or src_shapes != dst_shapes:
+            raise ValueError(
+                f"cannot copy {src.name} ({type(src).__name__} {src_shapes}) into "
+                f"{dst.name} ({type(dst).__name__} {dst_shapes})"
+            )
+        dst.set_weights(src.get_weights())
