@@ -21,15 +21,14 @@ import dataclasses
 from typing import Any, ClassVar, Mapping
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-from pipelines import digits, images
+from pipelines import digits
 from tfmodels.config import TrainConfig
-from tfmodels.export.signatures import Endpoint, Serving, class_probabilities
+from tfmodels.export.signatures import Serving
 from tfmodels.models.lenet import build_lenet5
 from tfmodels.models.mlp import build_mlp
 from tfmodels.models.mnist_cnn import build_mnist_cnn
+from tfmodels.recipes.image_serving import image_classifier_serving
 from tfmodels.registry import Recipe, register
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # notes-002 S16
@@ -69,34 +68,8 @@ def compile_args(cfg: DigitsConfig) -> dict:
 
 
 def serving(cfg: DigitsConfig, model: keras.Model) -> Serving:
-    example_pixels = np.zeros((2, 28, 28, 1), np.float32)
-    example_pixels[0, 6:22, 13:15, 0] = 255.0  # a "1"
-    example_pixels[1, 6:22, 8:20, 0] = 255.0  # a blob
-    example_bytes = np.array([images.encode_png(p).numpy() for p in example_pixels], dtype=object)
-
-    def from_pixels(pixels):
-        return class_probabilities(model(pixels, training=False), digits.CLASS_NAMES)
-
-    def from_bytes(image_bytes):
-        return from_pixels(images.decode_batch(image_bytes, digits.IMAGE_SIZE, channels=1))
-
-    outputs = {
-        "probabilities": "float32 [B, 10]: softmax over the digits 0-9",
-        "class_id": "int32 [B]: the most likely digit",
-        "class_name": "string [B]: the most likely digit as text",
-    }
-    return Serving(
-        {
-            "serving_default": Endpoint(
-                from_bytes, {"image_bytes": tf.TensorSpec([None], tf.string)}, {"image_bytes": example_bytes}, outputs
-            ),
-            "predict_pixels": Endpoint(
-                from_pixels,
-                {"pixels": tf.TensorSpec([None, 28, 28, 1], tf.float32)},
-                {"pixels": example_pixels},
-                outputs,
-            ),
-        }
+    return image_classifier_serving(
+        lambda pixels: model(pixels, training=False), digits.IMAGE_SIZE, 1, digits.CLASS_NAMES
     )
 
 
