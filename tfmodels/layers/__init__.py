@@ -1,0 +1,21 @@
+"""Reusable Keras layers, blocks and convolution arithmetic shared by the zoo's models."""
+
+from tfmodels.layers.conv_arithmetic import (
+    conv_output_size,
+    conv_params,
+    depthwise_conv_params,
+    effective_kernel_size,
+    receptive_field,
+    separable_conv_params,
+    transposed_conv_output_size,
+)
+from tfmodels.layers.deformable_conv import DeformableConv2D
+from tfmodels.layers.erfnet import (
+    BLOCK_KINDS,
+    bottleneck_block,
+    downsampler_block,
+    erfnet_block_params,
+    non_bottleneck_1d,
+    non_bottleneck_block,
+    upsampler_block,
+)
