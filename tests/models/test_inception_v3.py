@@ -107,16 +107,12 @@ def test_preprocessing_is_the_applications_tf_mode(model_75):
     np.testing.assert_allclose(model_75.get_layer("preprocess")(pixels), expected, atol=1e-6)
 
 
-def test_matches_keras_applications_at_75x75(model_75):
+def test_matches_keras_applications_at_75x75(model_75, randomize_batch_norm):
     rng = np.random.default_rng(0)
     reference = keras.applications.InceptionV3(
         weights=None, input_shape=(75, 75, 3), classifier_activation=None, classes=7
     )
-    for variable in reference.weights:  # random batch-norm statistics too, so a misplaced one shows
-        if "moving_variance" in variable.path:
-            variable.assign(rng.uniform(0.5, 1.5, variable.shape))
-        elif "moving_mean" in variable.path or "beta" in variable.path:
-            variable.assign(rng.normal(0, 0.1, variable.shape))
+    randomize_batch_norm(reference, rng)  # random batch-norm statistics too, so a misplaced one shows
     copy_weights(reference, model_75)
     pixels = rng.uniform(0, 255, (2, 75, 75, 3)).astype("float32")
     expected = reference(keras.applications.inception_v3.preprocess_input(pixels.copy()), training=False)
@@ -157,13 +153,11 @@ def tiny_images():
     return np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
 
 
-def test_tiny_variant_shapes_and_keras_file_round_trip(tiny_images, tmp_path):
+def test_tiny_variant_shapes_and_keras_file_round_trip(tiny_images, keras_round_trip):
     model = build_inception_v3(10, (32, 32, 3), **TINY)
     grids = [model.get_layer(name).output.shape[1:] for name in ("mixed2", "mixed7", "mixed10")]
     assert grids == [(32, 32, 36), (15, 15, 96), (7, 7, 256)]  # A, B, C without the stem, widths / 8
-    path = tmp_path / "inception_v3.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
+    restored = keras_round_trip(model)
     np.testing.assert_array_equal(restored(tiny_images, training=False), model(tiny_images, training=False))
     assert model(tiny_images).shape == (8, 10)
 

@@ -42,15 +42,11 @@ def test_blocks_are_depthwise_then_pointwise_with_the_notes_kernel_shapes():
     assert features(raw_images(1, 64)).shape == (1, 2, 2, 256)
 
 
-def test_outputs_equal_keras_applications_with_copied_weights():
+def test_outputs_equal_keras_applications_with_copied_weights(randomize_batch_norm):
     keras.utils.set_random_seed(0)
     reference = keras.applications.MobileNet(weights=None, input_shape=(64, 64, 3), alpha=0.5, classes=7,
                                              classifier_activation=None)  # fmt: skip
-    rng = np.random.default_rng(0)
-    for layer in reference.layers:  # random BN statistics, so that inference-mode BN is tested too
-        if isinstance(layer, keras.layers.BatchNormalization):
-            shape = layer.gamma.shape  # gamma, beta, moving mean, moving variance
-            layer.set_weights([rng.uniform(0.5, 1.5, shape), *rng.normal(0, 0.1, (2, *shape)), rng.uniform(0.5, 1.5, shape)])
+    randomize_batch_norm(reference, np.random.default_rng(0))  # so that inference-mode BN is tested too
     ours = build_mobilenet(7, (64, 64, 3), alpha=0.5)
     copy_weights(reference, ours)
     raw = raw_images(2, 64, seed=1)
@@ -74,24 +70,18 @@ def test_imagenet_weights_are_refused_where_they_cannot_fit(kwargs, message):
 
 
 @pytest.mark.slow  # tracing the train step of 28 BatchNorm layers takes 20-60 s on a shared 2-core CPU
-def test_tiny_mobilenet_overfits_one_batch():
+def test_tiny_mobilenet_overfits_one_batch(train_on_one_batch):
     keras.utils.set_random_seed(0)
     x, y = raw_images(8, 32), np.arange(8) % 4
     model = build_mobilenet(4, (32, 32, 3), alpha=0.25)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(keras.optimizers.Adam(3e-3), loss)
-    initial = float(loss(y, model(x, training=True)))
-    for _ in range(40):
-        model.train_on_batch(x, y)
-    assert float(loss(y, model(x, training=True))) < 0.25 * initial  # batch statistics, as in training
+    initial, final = train_on_one_batch(model, x, y, 3e-3, 40, training=True)  # batch statistics, as in training
+    assert final < 0.25 * initial
 
 
-def test_tiny_mobilenet_round_trips_through_a_keras_file(tmp_path):
+def test_tiny_mobilenet_round_trips_through_a_keras_file(keras_round_trip):
     keras.utils.set_random_seed(0)
     model = build_mobilenet(4, (32, 32, 3), alpha=0.25)
     x = raw_images(8, 32)
-    path = tmp_path / "mobilenet_tiny.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
+    restored = keras_round_trip(model)
     assert isinstance(restored.get_layer("preprocess"), keras.layers.Rescaling)
     np.testing.assert_allclose(restored(x), model(x), atol=1e-6)

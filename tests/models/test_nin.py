@@ -60,17 +60,11 @@ def test_there_are_no_pretrained_weights():
         build_nin(weights="imagenet")
 
 
-def test_tiny_nin_overfits_one_batch_and_round_trips(tmp_path):
+def test_tiny_nin_overfits_one_batch_and_round_trips(train_on_one_batch, keras_round_trip):
     keras.utils.set_random_seed(0)
     x, y = raw_images(8, 32), np.arange(8) % 4
     # 10 class maps, 4 of them used: a 4-wide class block's ReLU MLP can die and pin a logit at 0.
     model = build_nin(10, (32, 32, 3), dropout=0.0, **TINY)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(keras.optimizers.Adam(3e-3), loss)
-    initial = float(loss(y, model(x)))
-    for _ in range(60):
-        model.train_on_batch(x, y)
-    assert float(loss(y, model(x))) < 0.25 * initial
-    path = tmp_path / "nin_tiny.keras"
-    model.save(path)
-    np.testing.assert_allclose(keras.saving.load_model(path)(x), model(x), atol=1e-6)
+    initial, final = train_on_one_batch(model, x, y, 3e-3, 60)
+    assert final < 0.25 * initial
+    np.testing.assert_allclose(keras_round_trip(model)(x), model(x), atol=1e-6)

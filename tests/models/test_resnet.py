@@ -28,30 +28,8 @@ def _raw_pixels(shape, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, shape).astype("float32")
 
 
-def _randomize_batch_norm(model, rng):
-    """Random BN statistics and affine terms, so that parity also checks BN weights and epsilon."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, variance = layer.get_weights()
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, gamma.shape),
-                    rng.normal(0, 0.1, beta.shape),
-                    rng.normal(0, 0.1, mean.shape),
-                    rng.uniform(0.5, 1.5, variance.shape),
-                ]
-            )
-
-
 def _tiny_resnet18():
     return resnet.build_resnet18(num_classes=10, input_shape=(32, 32, 3), width=8)
-
-
-def _assert_round_trips(model, x, tmp_path):
-    path = tmp_path / "model.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", [_depth_params(n) for n in COUNTS])
@@ -74,10 +52,10 @@ def test_parameter_counts_and_depth(name):
         pytest.param("resnet152", keras.applications.ResNet152, marks=pytest.mark.slow),
     ],
 )
-def test_matches_keras_applications_with_copied_weights(name, application):
+def test_matches_keras_applications_with_copied_weights(name, application, randomize_batch_norm):
     keras.utils.set_random_seed(0)
     reference = application(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
-    _randomize_batch_norm(reference, np.random.default_rng(1))
+    randomize_batch_norm(reference, np.random.default_rng(1))
     ours = getattr(resnet, f"build_{name}")(input_shape=(64, 64, 3))
     copy_weights(reference, ours)
     raw = _raw_pixels((2, 64, 64, 3))
@@ -160,16 +138,17 @@ def test_mnist_residual_block_with_zero_second_conv_is_relu_of_its_input():
     [pytest.param(_tiny_resnet18, (8, 32, 32, 3), marks=pytest.mark.slow), (resnet.build_resnet_mnist, (8, 28, 28, 1))],
     ids=["resnet18_tiny", "resnet_mnist"],
 )
-def test_one_tiny_batch_overfits_and_round_trips(build, shape, tmp_path):
+def test_one_tiny_batch_overfits_and_round_trips(build, shape, keras_round_trip):
     keras.utils.set_random_seed(0)
     x, y = _raw_pixels(shape), np.arange(shape[0]) % 10
     model = build()
     model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     losses = model.fit(x, y, epochs=40, batch_size=shape[0], verbose=0).history["loss"]
     assert losses[-1] < 0.25 * losses[0]
-    _assert_round_trips(model, x, tmp_path)
+    np.testing.assert_allclose(keras_round_trip(model).predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
-def test_tiny_resnet_round_trips_through_keras_file(tmp_path):
+def test_tiny_resnet_round_trips_through_keras_file(keras_round_trip):
     keras.utils.set_random_seed(0)
-    _assert_round_trips(_tiny_resnet18(), _raw_pixels((4, 32, 32, 3)), tmp_path)
+    model, x = _tiny_resnet18(), _raw_pixels((4, 32, 32, 3))
+    np.testing.assert_allclose(keras_round_trip(model).predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

@@ -19,3 +19,5 @@ from tfmodels.layers.erfnet import (
     non_bottleneck_block,
     upsampler_block,
 )
+from tfmodels.layers.local_response_normalization import LocalResponseNormalization
+from tfmodels.layers.preprocessing import CaffePreprocessing, imagenet_standardization, tf_preprocessing

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import keras
 
-from tfmodels.models.keras_applications import copy_weights
+from tfmodels.layers.preprocessing import imagenet_standardization
+from tfmodels.models.keras_applications import check_weights, load_imagenet_weights
 
-# keras.applications "torch" preprocessing: x / 255, then the ImageNet RGB mean and std.
-IMAGENET_RGB_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_RGB_STD = (0.229, 0.224, 0.225)
 BN_EPSILON = 1.001e-5
 COMPRESSION = 0.5  # DenseNet-BC: a transition halves the channels
 
@@ -65,17 +63,6 @@ _APPLICATIONS = {
 }
 
 
-def _load_imagenet(model, blocks, num_classes, input_shape, include_top) -> None:
-    reference = _APPLICATIONS[blocks](
-        weights="imagenet",
-        include_top=include_top,
-        input_shape=tuple(input_shape),
-        classes=num_classes,
-        classifier_activation=None,
-    )
-    copy_weights(reference, model)
-
-
 def build_densenet(
     num_classes: int = 1000,
     input_shape=(224, 224, 3),
@@ -105,8 +92,7 @@ def build_densenet(
     Example:
         >>> build_densenet(num_classes=10, input_shape=(32, 32, 3), blocks=(2, 2, 2, 2), growth_rate=8)
     """
-    if weights not in (None, "imagenet"):
-        raise ValueError(f"weights must be None or 'imagenet', got {weights!r}")
+    check_weights(weights)
     blocks = tuple(blocks)
     if weights == "imagenet" and (growth_rate != 32 or blocks not in _APPLICATIONS):
         raise ValueError(
@@ -114,10 +100,9 @@ def build_densenet(
             f"got growth_rate={growth_rate}, blocks={blocks}"
         )
     inputs = keras.Input(input_shape, name="pixels")
+    # keras.applications "torch" preprocessing: x / 255, then the ImageNet RGB mean and std.
     x = keras.layers.Rescaling(1.0 / 255.0, name="preprocess")(inputs)
-    x = keras.layers.Normalization(
-        mean=IMAGENET_RGB_MEAN, variance=[s**2 for s in IMAGENET_RGB_STD], name="preprocess_normalize"
-    )(x)
+    x = imagenet_standardization(name="preprocess_normalize", pixel_scale=1.0)(x)
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = keras.layers.Conv2D(2 * growth_rate, 7, strides=2, use_bias=False, name="conv1_conv")(x)
     x = _bn_relu(x, "conv1")
@@ -133,7 +118,9 @@ def build_densenet(
         x = keras.layers.Dense(num_classes, name="logits")(x)
     model = keras.Model(inputs, x, name=f"densenet{_depth(blocks)}")
     if weights == "imagenet":
-        _load_imagenet(model, blocks, num_classes, input_shape, include_top)
+        load_imagenet_weights(
+            model, _APPLICATIONS[blocks], include_top=include_top, input_shape=tuple(input_shape), classes=num_classes
+        )
     return model
 
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import keras
 
-from tfmodels.models.alexnet import LocalResponseNormalization
+from tfmodels.layers.local_response_normalization import LocalResponseNormalization
+from tfmodels.layers.preprocessing import IMAGENET_BGR_MEAN
 
 # Table 1: #1x1, (#3x3 reduce, #3x3), (#5x5 reduce, #5x5), pool proj.
 INCEPTION_WIDTHS = {
@@ -42,7 +43,7 @@ INCEPTION_WIDTHS = {
 AUX_AFTER = {"4a": "aux1", "4d": "aux2"}
 # "RGB color channels with mean subtraction" (paper, Section 5): the ImageNet mean of Caffe's
 # reference models (keras.applications' 'caffe' mode), here in RGB order.
-IMAGENET_RGB_MEAN = (123.68, 116.779, 103.939)
+IMAGENET_RGB_MEAN = IMAGENET_BGR_MEAN[::-1]
 # The Caffe LRN of the reference model: x / (1 + alpha / size * sum of `size` squares) ** beta.
 LRN_SIZE, LRN_ALPHA, LRN_BETA = 5, 1e-4, 0.75
 

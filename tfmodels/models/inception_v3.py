@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import keras
 
-from tfmodels.models.keras_applications import copy_weights
+from tfmodels.layers.preprocessing import tf_preprocessing
+from tfmodels.models.keras_applications import check_weights, load_imagenet_weights
 
 MIN_SIZE_WITH_STEM = 75
 
@@ -157,8 +158,7 @@ def build_inception_v3(
         >>> tiny.output.shape
         (None, 10)
     """
-    if weights not in (None, "imagenet"):
-        raise ValueError(f'weights must be None or "imagenet", got {weights!r}')
+    check_weights(weights)
     if stem and min(input_shape[:2]) < MIN_SIZE_WITH_STEM:
         raise ValueError(
             f"Inception v3's stem needs inputs of at least {MIN_SIZE_WITH_STEM}x{MIN_SIZE_WITH_STEM}, "
@@ -176,7 +176,7 @@ def build_inception_v3(
 
     width = _divided_by(width_divisor)
     inputs = keras.Input(input_shape, name="image")
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(inputs)
+    x = tf_preprocessing()(inputs)
 
     if stem:  # 299 -> 35 with convolutions only, pooling twice
         x = conv2d_bn(x, width(32), (3, 3), "conv2d_1a_3x3", strides=2, padding="valid")
@@ -202,8 +202,5 @@ def build_inception_v3(
     model = keras.Model(inputs, x, name="inception_v3")
     if weights == "imagenet":
         # The weights do not depend on the input size (global pooling), so the reference keeps its own.
-        reference = keras.applications.InceptionV3(
-            include_top=include_top, weights="imagenet", classifier_activation=None
-        )
-        copy_weights(reference, model)
+        load_imagenet_weights(model, keras.applications.InceptionV3, include_top=include_top)
     return model

@@ -35,3 +35,29 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
                 f"{dst.name} ({type(dst).__name__} {dst_shapes})"
             )
         dst.set_weights(src.get_weights())
+
+
+def check_weights(weights: str | None) -> None:
+    """Refuses any ``weights`` but ``None`` (random initialisation) and ``"imagenet"``.
+
+    Raises:
+        ValueError: for any other value (e.g. a file path).
+    """
+    if weights not in (None, "imagenet"):
+        raise ValueError(f"weights must be None or 'imagenet', got {weights!r}")
+
+
+def load_imagenet_weights(model: keras.Model, application, **application_kwargs) -> None:
+    """Builds ``application`` with its ImageNet weights and copies them into ``model``.
+
+    The reference is built with ``weights="imagenet"`` (downloaded once, cached in
+    ``~/.keras/models``) and ``classifier_activation=None``, so its top, like ours, gives logits;
+    each builder checks beforehand that the weights fit its configuration.
+
+    Args:
+        model: our model, built in the application's layer order.
+        application: a keras.applications constructor, e.g. ``keras.applications.ResNet50``.
+        **application_kwargs: the rest of the application's arguments (``include_top``,
+            ``input_shape``, ...).
+    """
+    copy_weights(application(weights="imagenet", classifier_activation=None, **application_kwargs), model)

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import keras
 
-from tfmodels.models.keras_applications import copy_weights
+from tfmodels.layers.preprocessing import tf_preprocessing
+from tfmodels.models.keras_applications import check_weights, load_imagenet_weights
 
 # (pointwise width, stride) of the 13 depthwise-separable blocks (paper Table 1).
 SEPARABLE_BLOCKS = (
@@ -82,10 +83,11 @@ def build_mobilenet(
         >>> build_mobilenet(10, (32, 32, 3), alpha=0.25).output.shape
         (None, 10)
     """
-    if weights is not None:  # refuse before building, not after a download
-        _check_imagenet_weights(num_classes, input_shape, include_top, weights, alpha)
+    check_weights(weights)
+    if weights == "imagenet":  # refuse before building, not after a download
+        _check_imagenet_weights(num_classes, input_shape, include_top, alpha)
     inputs = keras.Input(input_shape, name="pixels")
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(inputs)
+    x = tf_preprocessing()(inputs)
     x = keras.layers.Conv2D(int(32 * alpha), 3, strides=2, padding="same", use_bias=False, name="conv1")(x)
     x = keras.layers.BatchNormalization(name="conv1_bn")(x)
     x = keras.layers.ReLU(6.0, name="conv1_relu")(x)
@@ -97,18 +99,14 @@ def build_mobilenet(
         x = keras.layers.Conv2D(num_classes, 1, name="conv_preds")(x)
         x = keras.layers.Reshape((num_classes,), name="logits")(x)
     model = keras.Model(inputs, x, name=f"mobilenet_{alpha:0.2f}")
-    if weights is not None:
-        reference = keras.applications.MobileNet(
-            input_shape=tuple(input_shape), alpha=alpha, include_top=include_top, weights="imagenet",
-            classifier_activation=None,
-        )  # fmt: skip
-        copy_weights(reference, model)
+    if weights == "imagenet":
+        load_imagenet_weights(
+            model, keras.applications.MobileNet, input_shape=tuple(input_shape), alpha=alpha, include_top=include_top
+        )
     return model
 
 
-def _check_imagenet_weights(num_classes, input_shape, include_top, weights, alpha):
-    if weights != "imagenet":
-        raise ValueError(f"weights must be None or 'imagenet', got {weights!r}")
+def _check_imagenet_weights(num_classes, input_shape, include_top, alpha):
     if alpha not in IMAGENET_ALPHAS:
         raise ValueError(f"ImageNet weights exist for alpha in {IMAGENET_ALPHAS}, got {alpha}")
     height, width = input_shape[:2]

@@ -17,14 +17,15 @@ pooling, so the logits are non-negative (with only a handful of classes a class 
 and pin its logit at 0; train the tiny variant with 10 or more class maps). At 224×224×3:
 7,439,608 parameters for 1000 classes, 2,015,398 for d2l's 10 (Fashion-MNIST).
 
-Preprocessing (paper default): ImageNet mean/std standardisation, as :mod:`tfmodels.models.alexnet`.
+Preprocessing (paper default): ImageNet mean/std standardisation, as :mod:`tfmodels.models.alexnet`
+(:func:`tfmodels.layers.preprocessing.imagenet_standardization`).
 """
 
 from __future__ import annotations
 
 import keras
 
-from tfmodels.models.alexnet import imagenet_standardization
+from tfmodels.layers.preprocessing import imagenet_standardization
 
 
 def nin_block(x, filters: int, kernel_size: int, strides: int, padding: str, name: str):

@@ -25,8 +25,8 @@ from typing import Callable
 
 import keras
 
-from tfmodels.models.keras_applications import copy_weights
-from tfmodels.models.vgg import CaffePreprocessing  # keras.applications' "caffe" preprocess_input
+from tfmodels.layers.preprocessing import CaffePreprocessing  # keras.applications' "caffe" preprocess_input
+from tfmodels.models.keras_applications import check_weights, load_imagenet_weights
 
 # The notes' MNIST normalisation (notes-002-part1.md S16, seed L1036-1042).
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -135,17 +135,6 @@ def build_resnet(
     return keras.Model(inputs, x, name=name)
 
 
-def _load_imagenet(model: keras.Model, application, num_classes: int, input_shape, include_top) -> None:
-    reference = application(
-        weights="imagenet",
-        include_top=include_top,
-        input_shape=tuple(input_shape),
-        classes=num_classes,
-        classifier_activation=None,
-    )
-    copy_weights(reference, model)
-
-
 # name → (block, blocks per stage, conv biases, the keras.applications twin or None)
 _DEPTHS = {
     "resnet18": (basic_block, (2, 2, 2, 2), False, None),
@@ -158,15 +147,16 @@ _DEPTHS = {
 
 def _build(name: str, num_classes, input_shape, include_top, weights, width) -> keras.Model:
     block, stage_blocks, use_bias, application = _DEPTHS[name]
-    if weights not in (None, "imagenet"):
-        raise ValueError(f"weights must be None or 'imagenet', got {weights!r}")
+    check_weights(weights)
     if weights == "imagenet" and application is None:
         raise ValueError(f"{name} has no ImageNet weights in keras.applications; use weights=None")
     if weights == "imagenet" and width != 64:
         raise ValueError(f"weights='imagenet' needs width=64, the published model's (got width={width})")
     model = build_resnet(block, stage_blocks, num_classes, input_shape, include_top, width, use_bias, name)
     if weights == "imagenet":
-        _load_imagenet(model, application, num_classes, input_shape, include_top)
+        load_imagenet_weights(
+            model, application, include_top=include_top, input_shape=tuple(input_shape), classes=num_classes
+        )
     return model
 
 

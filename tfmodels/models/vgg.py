@@ -27,43 +27,15 @@ from __future__ import annotations
 
 import keras
 
+from tfmodels.layers.preprocessing import CaffePreprocessing
 from tfmodels.models.alexnet import fully_connected_classifier
-from tfmodels.models.keras_applications import copy_weights
-
-# keras.applications.imagenet_utils, mode="caffe": the ImageNet mean pixel, in BGR order.
-IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+from tfmodels.models.keras_applications import check_weights, load_imagenet_weights
 
 VGG11_ARCH = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
 VGG13_ARCH = ((2, 64), (2, 128), (2, 256), (2, 512), (2, 512))
 VGG16_ARCH = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 VGG19_ARCH = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
 IMAGENET_APPLICATIONS = {16: keras.applications.VGG16, 19: keras.applications.VGG19}
-
-
-@keras.saving.register_keras_serializable(package="tfmodels")
-class CaffePreprocessing(keras.layers.Layer):
-    """keras.applications' 'caffe' ``preprocess_input`` as a layer: RGB→BGR, minus the mean pixel.
-
-    Args:
-        mean: the per-channel mean to subtract, in BGR order.
-
-    Example:
-        >>> import numpy as np
-        >>> mean_rgb = np.array([[[[123.68, 116.779, 103.939]]]], "float32")
-        >>> float(np.abs(CaffePreprocessing()(mean_rgb)).max())
-        0.0
-    """
-
-    def __init__(self, mean=IMAGENET_BGR_MEAN, **kwargs):
-        super().__init__(**kwargs)
-        self.mean = tuple(float(m) for m in mean)
-
-    def call(self, images):
-        bgr = keras.ops.flip(images, axis=-1)
-        return bgr - keras.ops.convert_to_tensor(self.mean, dtype=bgr.dtype)
-
-    def get_config(self):
-        return {**super().get_config(), "mean": self.mean}
 
 
 def vgg_block(x, num_convs: int, channels: int, name: str):
@@ -119,20 +91,18 @@ def build_vgg(
 
 
 def _build_named_vgg(depth, conv_arch, num_classes, input_shape, include_top, weights, architecture_kwargs):
-    if weights is not None:  # refuse before building: a full VGG takes seconds to initialise
-        _check_imagenet_weights(depth, num_classes, input_shape, include_top, weights, architecture_kwargs)
+    check_weights(weights)
+    if weights == "imagenet":  # refuse before building: a full VGG takes seconds to initialise
+        _check_imagenet_weights(depth, num_classes, input_shape, include_top, architecture_kwargs)
     model = build_vgg(conv_arch, num_classes, input_shape, include_top, name=f"vgg{depth}", **architecture_kwargs)
-    if weights is not None:
-        reference = IMAGENET_APPLICATIONS[depth](
-            weights="imagenet", include_top=include_top, input_shape=tuple(input_shape), classifier_activation=None
+    if weights == "imagenet":
+        load_imagenet_weights(
+            model, IMAGENET_APPLICATIONS[depth], include_top=include_top, input_shape=tuple(input_shape)
         )
-        copy_weights(reference, model)
     return model
 
 
-def _check_imagenet_weights(depth, num_classes, input_shape, include_top, weights, architecture_kwargs):
-    if weights != "imagenet":
-        raise ValueError(f"weights must be None or 'imagenet', got {weights!r}")
+def _check_imagenet_weights(depth, num_classes, input_shape, include_top, architecture_kwargs):
     if depth not in IMAGENET_APPLICATIONS:
         raise ValueError(f"keras.applications has no ImageNet weights for VGG-{depth}; use VGG-16 or VGG-19")
     if architecture_kwargs.get("width_divisor", 1) != 1 or architecture_kwargs.get("fc_units", 4096) != 4096:
