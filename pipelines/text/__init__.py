@@ -1,0 +1,1 @@
+"""Text pipelines: corpora, normalisation, vocabularies, tokenisers, masking, n-gram statistics."""
