@@ -49,6 +49,13 @@ class TrainConfig:
             (x ``lr_gamma`` after ``lr_patience`` epochs without ``val_loss`` improvement).
         warmup_epochs: linear warm-up from 0 (``constant`` and ``cosine`` schedules).
         clip_global_norm: clip gradients to this global norm (0 = off).
+        init_from: transfer learning: a run directory (or its ``model.keras``) of the same
+            architecture whose backbone weights initialise this model; the head is new
+            (notes-002 S22). ``""`` = as the recipe builds it.
+        freeze_epochs: fine-tuning in two phases (notes-002 S22-S23): the first
+            ``freeze_epochs`` epochs train the head on a frozen backbone at ``learning_rate``;
+            the remaining epochs train everything at ``finetune_learning_rate``. 0 = one phase.
+        finetune_learning_rate: learning rate of the second phase (0 = ``learning_rate / 10``).
         seed: seeds Python, NumPy, TensorFlow, shuffling and initialisation.
         deterministic: make TensorFlow ops deterministic (bitwise-repeatable runs).
         strategy: ``default``, ``mirrored`` or ``multi_worker`` (needs ``TF_CONFIG``).
@@ -75,6 +82,9 @@ class TrainConfig:
     lr_patience: int = 5
     warmup_epochs: int = 0
     clip_global_norm: float = 0.0
+    init_from: str = ""
+    freeze_epochs: int = 0
+    finetune_learning_rate: float = 0.0
     seed: int = 42
     deterministic: bool = True
     strategy: str = "default"
@@ -105,6 +115,8 @@ class TrainConfig:
                 )
         if self.epochs < 1 or self.batch_size < 0 or self.repeats_per_epoch < 1 or self.seed < 0:
             raise ConfigError("epochs and repeats_per_epoch must be >= 1; batch_size and seed >= 0")
+        if not 0 <= self.freeze_epochs <= self.epochs:
+            raise ConfigError(f"freeze_epochs must be between 0 and epochs ({self.epochs}), got {self.freeze_epochs}")
         if self.warmup_epochs and self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError("warmup_epochs works with the constant and cosine schedules only")
 

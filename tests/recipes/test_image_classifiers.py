@@ -1,5 +1,6 @@
 """The CNN zoo's recipes: registration, data wiring, aux heads, augmentation, export."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,7 +9,8 @@ import tfmodels
 from tfmodels import registry
 from tfmodels.config import ConfigError, resolve
 from tfmodels.export import export_model, verify_export
-from tfmodels.models import googlenet
+from tfmodels.models import googlenet, vgg
+from tfmodels.models.backbone import backbone_layers
 from tfmodels.recipes.image_classifiers import ARCHITECTURES
 
 NAMES = [arch.name for arch in ARCHITECTURES]
@@ -16,7 +18,7 @@ NAMES = [arch.name for arch in ARCHITECTURES]
 
 def test_every_cnn_of_the_issue_is_registered():
     expected = {"alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "nin", "googlenet", "inception_v3", "resnet18",
-                "resnet34", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "mobilenet"}
+                "resnet34", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "mobilenet", "vgg16_transfer"}
     assert expected == set(NAMES) and expected <= set(tfmodels.list_models())
     assert "resnet_mnist" in tfmodels.list_models()
 
@@ -58,6 +60,25 @@ def test_googlenet_trains_aux_heads_with_weight_0_3_and_serves_without_them(tmp_
     main = googlenet.inference_model(model).predict(pixels, verbose=0)
     np.testing.assert_allclose(served, tf.nn.softmax(main).numpy(), atol=1e-5)
     assert verify_export(path)["requests_replayed"] == 2
+
+
+def test_imagenet_backbone_gets_a_new_head_for_other_class_counts(monkeypatch):
+    """S22 online: keras.applications' ImageNet base under a new 10-class head (the download is faked)."""
+    references = []
+
+    def vgg16_without_download(weights, **kwargs):
+        assert weights == "imagenet" and kwargs["include_top"] is False
+        references.append(keras.applications.VGG16(weights=None, **kwargs))
+        return references[-1]
+
+    monkeypatch.setitem(vgg.IMAGENET_APPLICATIONS, 16, vgg16_without_download)
+    recipe = registry.get("vgg16_transfer")
+    model = recipe.model(resolve(recipe.config, "default", {"weights": "imagenet"}))
+    assert model.output_shape == (None, 10)
+    (reference,) = references
+    for ours, theirs in zip(backbone_layers(model), backbone_layers(reference), strict=True):
+        for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_imagenet_weights_are_refused_clearly_where_keras_applications_has_none():

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import keras
 
-
-def _weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True) if layer.weights and not layer._layers]
+from tfmodels.models.backbone import weighted_layers
 
 
 def copy_weights(source: keras.Model, target: keras.Model) -> None:
@@ -21,7 +19,7 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
     Raises:
         ValueError: naming the first layer pair whose type or weight shapes differ.
     """
-    src_layers, dst_layers = _weighted_layers(source), _weighted_layers(target)
+    src_layers, dst_layers = weighted_layers(source), weighted_layers(target)
     if len(src_layers) != len(dst_layers):
         raise ValueError(
             f"{source.name} has {len(src_layers)} layers with weights, {target.name} has {len(dst_layers)}"

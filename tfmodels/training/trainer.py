@@ -19,6 +19,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -29,7 +30,9 @@ import tensorflow as tf
 from pipelines.splits import Splits
 from tfmodels import registry
 from tfmodels.config import ConfigError, TrainConfig, parse_overrides, resolve
-from tfmodels.training.callbacks import LearningRateLogger, StopOnNaN
+from tfmodels.models.backbone import reset_trainable
+from tfmodels.training.callbacks import LearningRateLogger, RandomStateBackup, StopOnNaN
+from tfmodels.training.finetune import check_phases, frozen_phase_marker, initialise_from, plan_phases
 from tfmodels.training.optimization import make_optimizer, schedule_callbacks
 from tfmodels.training.strategy import make_strategy
 
@@ -78,8 +81,9 @@ def training_dataset(
     initial_epoch: int,
     drop_remainder: bool = False,
     transform=None,
+    end_epoch: int | None = None,
 ) -> tf.data.Dataset:
-    """Epochs ``initial_epoch .. cfg.epochs-1`` of shuffled batches, as one dataset.
+    """Epochs ``initial_epoch .. end_epoch-1`` (default: to ``cfg.epochs``) of shuffled batches, as one dataset.
 
     ``transform`` (the recipe's ``train_transform``) maps each batch after batching, so random
     augmentation is drawn anew every epoch rather than cached.
@@ -97,7 +101,7 @@ def training_dataset(
             batches = batches.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
         return batches.repeat(cfg.repeats_per_epoch)
 
-    epochs = tf.data.Dataset.range(initial_epoch, cfg.epochs)
+    epochs = tf.data.Dataset.range(initial_epoch, cfg.epochs if end_epoch is None else end_epoch)
     return epochs.flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
 
 
@@ -268,24 +272,27 @@ def _run(
     steps_per_epoch = batches * cfg.repeats_per_epoch
     val_batch, _ = replica_batches(n_val, cfg.batch_size * replicas or n_val, replicas)
 
-    backup_dir = run_dir / "backup"
-    initial_epoch = _resumed_epoch(backup_dir)
+    phases = plan_phases(cfg, run_dir)
+    marker = frozen_phase_marker(run_dir)
+    if len(phases) > 1 and marker.exists():  # resumed after the frozen phase had finished
+        phases = phases[1:]
+    initial_epoch = max(_resumed_epoch(phases[0].backup_dir), phases[0].first_epoch)
     if initial_epoch >= cfg.epochs:
         raise ConfigError(f"{run_dir} has already finished all {cfg.epochs} epochs")
     if initial_epoch:
         print(f"Resuming {name} from epoch {initial_epoch + 1} of {cfg.epochs} ({run_dir})")
     split_evenly = replicas > 1
     transform = recipe.train_transform(cfg) if recipe.train_transform is not None else None
-    train_ds = training_dataset(train_split, cfg, global_batch, n_train, initial_epoch, split_evenly, transform)
     val_ds = val_split.batch(val_batch, drop_remainder=split_evenly).prefetch(tf.data.AUTOTUNE)
 
     with dist.scope():
         model = recipe.model(cfg)
-        model.compile(
-            optimizer=make_optimizer(cfg, steps_per_epoch),
-            jit_compile=cfg.jit_compile,
-            **recipe.compile_args(cfg),
-        )
+    check_phases(model, phases)
+    transferred = initialise_from(model, cfg.init_from) if cfg.init_from else 0
+    if transferred:
+        print(f"Initialised {transferred} backbone layers from {cfg.init_from}; the head is new")
+    if phases[0].name == "finetune":
+        model.load_weights(str(marker))
 
     best_path = run_dir / "best.weights.h5"
     history_path = run_dir / "history.csv"
@@ -295,25 +302,15 @@ def _run(
     if earlier.get(cfg.monitor):  # a resumed run must not overwrite a better checkpoint
         best_so_far = (max if mode == "max" else min)(earlier[cfg.monitor][:initial_epoch])
     nan_guard = StopOnNaN()
-    # Order matters for "nothing lost": everything of an epoch (best checkpoint, CSV row) is on
-    # disk before BackupAndRestore records the epoch as done; a kill in between redoes the epoch.
-    all_callbacks = [
-        LearningRateLogger(),
-        nan_guard,
-        keras.callbacks.ModelCheckpoint(
-            str(best_path),
-            monitor=cfg.monitor,
-            mode=mode,
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=best_so_far,
-        ),
-        keras.callbacks.CSVLogger(str(history_path), append=initial_epoch > 0),
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
-        keras.callbacks.TensorBoard(str(run_dir / "logs")),
-        *schedule_callbacks(cfg),
-        *callbacks,
-    ]
+    # One instance for all phases, so the best epoch is the best of the whole run.
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        str(best_path),
+        monitor=cfg.monitor,
+        mode=mode,
+        save_best_only=True,
+        save_weights_only=True,
+        initial_value_threshold=best_so_far,
+    )
     print(
         f"Training {name} [{preset}] on {splits.info.get('source', cfg.data)}: "
         f"{n_train} train / {n_val} validation / {n_test} test examples, "
@@ -321,24 +318,63 @@ def _run(
         f"{model.count_params():,} parameters -> {run_dir}"
     )
     started = time.time()
-    model.fit(
-        train_ds,
-        epochs=cfg.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=val_ds,
-        shuffle=False,  # the dataset is already shuffled, per epoch, by training_dataset()
-        callbacks=all_callbacks,
-        verbose=cfg.verbose,
-    )
-    train_seconds = time.time() - started
-    if nan_guard.where:
-        saved = f"; the best weights so far are in {best_path}" if best_path.exists() else ""
-        raise TrainingDivergedError(
-            f"training {name} stopped: the loss became non-finite at {nan_guard.where}{saved}. "
-            "Try a lower learning_rate or gradient clipping (--set clip_global_norm=1.0)."
+    for phase in phases:
+        phase.prepare(model)
+        with dist.scope():
+            model.compile(
+                optimizer=make_optimizer(phase.optimizer_config(cfg), steps_per_epoch),
+                jit_compile=cfg.jit_compile,
+                **recipe.compile_args(cfg),
+            )
+        if phase.name != "train":
+            trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+            print(
+                f"Phase {phase.name}: epochs {phase.first_epoch + 1}-{phase.end_epoch}, learning rate "
+                f"{phase.learning_rate:g}, {trainable:,} trainable parameters"
+            )
+        # Order matters for "nothing lost": everything of an epoch (best checkpoint, CSV row) is
+        # on disk before BackupAndRestore records the epoch as done; a kill in between redoes it.
+        all_callbacks = [
+            LearningRateLogger(),
+            nan_guard,
+            checkpoint,
+            keras.callbacks.CSVLogger(str(history_path), append=initial_epoch > 0),
+            RandomStateBackup(phase.backup_dir / "random_states.npz"),
+            keras.callbacks.BackupAndRestore(str(phase.backup_dir)),
+            keras.callbacks.TensorBoard(str(run_dir / "logs")),
+            *schedule_callbacks(cfg),
+            *callbacks,
+        ]
+        train_ds = training_dataset(
+            train_split, cfg, global_batch, n_train, initial_epoch, split_evenly, transform, phase.end_epoch
         )
+        model.fit(
+            train_ds,
+            epochs=phase.end_epoch,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=val_ds,
+            shuffle=False,  # the dataset is already shuffled, per epoch, by training_dataset()
+            callbacks=all_callbacks,
+            verbose=cfg.verbose,
+        )
+        if nan_guard.where:
+            saved = f"; the best weights so far are in {best_path}" if best_path.exists() else ""
+            raise TrainingDivergedError(
+                f"training {name} stopped: the loss became non-finite at {nan_guard.where}{saved}. "
+                "Try a lower learning_rate or gradient clipping (--set clip_global_norm=1.0)."
+            )
+        if phase.name == "frozen":
+            model.save_weights(str(marker))
+        initial_epoch = phase.end_epoch
+    train_seconds = time.time() - started
+    reset_trainable(model)
 
-    model.load_weights(str(best_path))
+    with warnings.catch_warnings():
+        # The best epoch may come from an earlier phase, whose optimizer had other variables;
+        # only the model's weights are wanted here.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(str(best_path))
     if replicas > 1:
         # Test, report and export run on one device with every test example, not only the ones
         # that fill replica-divisible batches.
@@ -365,6 +401,12 @@ def _run(
         "test": {k: float(v) for k, v in test_metrics.items()},
         "train_seconds": round(train_seconds, 1),
     }
+    if cfg.init_from or cfg.freeze_epochs:
+        metrics["transfer"] = {
+            "init_from": cfg.init_from,
+            "backbone_layers_copied": transferred,
+            "frozen_epochs": cfg.freeze_epochs,
+        }
     if recipe.report is not None:
         metrics["report"] = recipe.report(cfg, model, splits, run_dir)
 
