@@ -1,1 +1,2 @@
 """Evaluation metrics shared by recipes: BLEU, perplexity, ..."""
+from tfmodels.metrics.bleu import bleu, corpus_bleu
