@@ -152,6 +152,17 @@ def test_mlm_output_projection_is_the_token_embedding():
     np.testing.assert_allclose(model(batch)["mlm_logits"], expected, atol=1e-4)
 
 
+def test_mlm_head_config_builds_a_standalone_head():
+    """Alone, a head rebuilt from its config owns a new embedding of the same size (BertPretrainer re-ties it)."""
+    head = bert.build_bert_pretraining(V, **SMALL, mlm_activation="relu", mlm_layer_norm_epsilon=1e-3).get_layer("mlm_head")
+    clone = bert.BertMaskedLMHead.from_config(head.get_config())
+    assert clone.token_embedding is not head.token_embedding
+    assert (clone.token_embedding.input_dim, clone.token_embedding.output_dim) == (V, SMALL["hidden_dim"])
+    assert clone.activation is keras.activations.relu and clone.layer_norm_epsilon == 1e-3
+    sequence = np.random.default_rng(15).normal(size=(2, 5, SMALL["hidden_dim"])).astype("float32")
+    assert clone(sequence, np.array([[0, 4], [2, 2]], "int32")).shape == (2, 2, V)
+
+
 def test_mlm_loss_counts_only_weighted_prediction_slots():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(7)

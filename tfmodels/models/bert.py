@@ -20,8 +20,8 @@ laid out as keras-hub's ``BertBackbone`` and ``BertMaskedLM`` so that their weig
   LayerNorm → logits through the *transposed token embedding* (tied, no separate V×H matrix)
   + an output bias of size V. keras-hub's ``BertMaskedLM`` uses the exact (erf) GELU and
   LayerNorm ε 1e-5 here, and so do the defaults below (google-research/bert: tanh GELU, 1e-12);
-- next-sentence head: Dense(2) on the pooled output (logits; label 1 = B follows A is the
-  pipeline's convention, the model does not care);
+- next-sentence head: Dense(2) on the pooled output (logits; which class means "B follows A" is
+  the pipeline's choice);
 - weights: truncated normal, stddev 0.02 (BERT's ``initializer_range``); biases zero.
 
 Where the notes' d2l reference differs (ReLU in the MLM head, an untied Dense(V) output), BERT's
