@@ -1,0 +1,253 @@
+"""BERT's WordPiece tokenizer with core TensorFlow ops only (no tensorflow-text), for serving graphs.
+
+WordPiece (Wu et al. 2016; BERT, Devlin et al. 2019 — paper default): each word of the basic
+tokenizer (:mod:`pipelines.text.bert_normalize`) is split greedily, longest match first, into
+vocabulary pieces; pieces after the first carry the ``##`` prefix; a word that cannot be split
+completely, or is longer than ``max_word_length``, becomes ``[UNK]`` as a whole. Spec: notes-001.md
+§25 and notes-002-part2.md §54 (BERT input; WordPiece 30k is a paper default there).
+
+Vectorised, without a loop over words or pieces:
+
+1. every word is looked up whole (most words of a trained vocabulary are one piece);
+2. for the others, every candidate piece ``word[s:e]`` (``e - s`` up to the longest vocabulary
+   entry) is cut with ``tf.strings.substr`` and looked up at once, giving for every start ``s``
+   the end of its longest match;
+3. the greedy path ``0 → e(0) → e(e(0)) → …`` is found by pointer doubling: ``ceil(log2(L + 1))``
+   rounds of "reached ∪ jump(reached)", ``jump ← jump ∘ jump`` over all start positions of all
+   words; a word whose path reaches a start without a match is ``[UNK]``.
+
+Reference: tensorflow-text's ``BertTokenizer(vocab, lower_case=True)`` and
+``FastWordpieceTokenizer(vocab, no_pretokenization=True)`` (both with their default 100-byte word
+limit) give the same ids; see ``tests/pipelines/text/test_wordpiece.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+import keras
+import tensorflow as tf
+
+from pipelines.text.bert_normalize import basic_tokenize
+
+
+def read_vocabulary(vocabulary: list[str] | tuple[str, ...] | str | os.PathLike) -> list[str]:
+    """A vocabulary as a list of tokens: the list itself, or a one-token-per-line UTF-8 file."""
+    if isinstance(vocabulary, (str, os.PathLike)):
+        with open(vocabulary, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+    return [str(token) for token in vocabulary]
+
+
+def _table(keys: list[str], values: list[int]) -> tf.lookup.StaticHashTable:
+    init = tf.lookup.KeyValueTensorInitializer(
+        tf.constant(keys, tf.string), tf.constant(values, tf.int32), tf.string, tf.int32
+    )
+    return tf.lookup.StaticHashTable(init, default_value=-1)
+
+
+@keras.saving.register_keras_serializable(package="tfmodels")
+class WordPieceTokenizer(keras.layers.Layer):
+    """Uncased BERT tokenizer: text → WordPiece ids, with core TensorFlow ops only.
+
+    Traceable with ``tf.TensorSpec([None], tf.string)``; usable in ``tf.data`` maps and in
+    SavedModel serving signatures (its lookup tables are tracked by the layer).
+
+    Args:
+        vocabulary: the tokens, id = position: a list, or a one-token-per-line file. Tokens must
+            be unique and include ``unknown_token``.
+        suffix_indicator: the prefix of a piece that continues a word.
+        unknown_token: the token of a word that cannot be split.
+        max_word_length: a longer word is ``unknown_token`` as a whole (100 in BERT).
+        word_length_unit: ``"BYTE"`` (UTF-8 bytes, as tensorflow-text counts) or ``"UTF8_CHAR"``
+            (characters, as Google's original ``WordpieceTokenizer`` counts); the same for ASCII.
+        errors: invalid UTF-8 in the input: ``"replace"`` (U+FFFD), ``"ignore"`` or ``"strict"``.
+
+    Example:
+        >>> tokenizer = WordPieceTokenizer(["[PAD]", "[UNK]", "un", "##aff", "##able", ","])
+        >>> tokenizer.tokenize(["Unaffable, xyz"]).to_list()
+        [[2, 3, 4, 5, 1]]
+        >>> tokenizer.detokenize([[2, 3, 4]]).numpy().tolist()
+        [b'unaffable']
+    """
+
+    def __init__(
+        self,
+        vocabulary,
+        suffix_indicator: str = "##",
+        unknown_token: str = "[UNK]",
+        max_word_length: int = 100,
+        word_length_unit: str = "BYTE",
+        errors: str = "replace",
+        **kwargs,
+    ):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        # Inputs are string tensors: Keras must not convert them to its float tensors.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+        tokens = read_vocabulary(vocabulary)
+        duplicates = sorted({t for t in tokens if tokens.count(t) > 1}) if len(set(tokens)) < len(tokens) else []
+        if duplicates:
+            raise ValueError(f"the vocabulary repeats tokens: {duplicates[:10]}")
+        if unknown_token not in tokens:
+            raise ValueError(f"the unknown token {unknown_token!r} is not in the vocabulary")
+        if word_length_unit not in ("BYTE", "UTF8_CHAR"):
+            raise ValueError(f"word_length_unit must be 'BYTE' or 'UTF8_CHAR', not {word_length_unit!r}")
+        self.vocabulary = tokens
+        self.suffix_indicator = suffix_indicator
+        self.unknown_token = unknown_token
+        self.max_word_length = int(max_word_length)
+        self.word_length_unit = word_length_unit
+        self.errors = errors
+        self.unknown_id = tokens.index(unknown_token)
+        suffixes = {t[len(suffix_indicator) :]: i for i, t in enumerate(tokens) if t.startswith(suffix_indicator)}
+        suffixes.pop("", None)  # a piece is never empty
+        # A word's first piece is looked up as it is (so a word "##x" may match the token "##x").
+        self._pieces = _table(tokens, list(range(len(tokens))))
+        self._suffixes = _table(list(suffixes), list(suffixes.values()))
+        self._longest_piece = max(len(t) for t in tokens)
+        self._longest_suffix = max((len(s) for s in suffixes), default=0)
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.vocabulary)
+
+    def token_to_id(self, token: str) -> int:
+        """The id of ``token`` (a ``ValueError`` if it is not in the vocabulary)."""
+        return self.vocabulary.index(token)
+
+    def call(self, strings):
+        return self.tokenize(strings)
+
+    def tokenize(self, strings) -> tf.RaggedTensor:
+        """Text → ids: BERT's basic tokenizer (lower-case, accents, punctuation), then WordPiece.
+
+        Args:
+            strings: a 1-D string tensor (or list of str/bytes), UTF-8.
+
+        Returns:
+            ``tf.RaggedTensor`` int32 ``[num_strings, (num_pieces)]``.
+        """
+        words = basic_tokenize(strings, self.errors)
+        ids, pieces_per_word = self._word_pieces(words.flat_values)
+        return tf.RaggedTensor.from_row_lengths(ids, tf.reduce_sum(words.with_flat_values(pieces_per_word), axis=1))
+
+    def tokenize_words(self, words) -> tf.RaggedTensor:
+        """Already split words → ids, one row per word (no normalisation).
+
+        Args:
+            words: a 1-D string tensor of words.
+
+        Returns:
+            ``tf.RaggedTensor`` int32 ``[num_words, (num_pieces)]``.
+        """
+        ids, pieces_per_word = self._word_pieces(tf.convert_to_tensor(words, tf.string))
+        return tf.RaggedTensor.from_row_lengths(ids, pieces_per_word)
+
+    def detokenize(self, ids) -> tf.Tensor:
+        """Ids → text: pieces joined by spaces, ``##`` continuations glued to their word.
+
+        Args:
+            ids: ``[batch, (pieces)]`` ids (ragged or dense).
+
+        Returns:
+            A ``[batch]`` string tensor (lower-cased, punctuation spaced out: not the input text).
+        """
+        tokens = tf.gather(tf.constant(self.vocabulary), tf.ragged.constant(ids) if isinstance(ids, list) else ids)
+        text = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+        return tf.strings.regex_replace(text, " " + re.escape(self.suffix_indicator), "")
+
+    def _word_pieces(self, words: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(ids [num_pieces], pieces_per_word [num_words])`` of a flat batch of words."""
+        whole = self._pieces.lookup(words)
+        too_long = tf.strings.length(words, unit=self.word_length_unit) > self.max_word_length
+        to_split = (whole < 0) & ~too_long
+        split_ids, split_counts, split_ok = self._split(tf.boolean_mask(words, to_split))
+        split_index = tf.cast(tf.where(to_split)[:, 0], tf.int32)
+        # Every word yields one id (itself or [UNK]) unless it was split into pieces.
+        counts = tf.tensor_scatter_nd_update(
+            tf.ones_like(whole), split_index[:, None], tf.where(split_ok, split_counts, 1)
+        )
+        offsets = tf.cumsum(counts, exclusive=True)
+        single = ~tf.scatter_nd(split_index[:, None], split_ok, tf.shape(whole))
+        single_ids = tf.where(whole >= 0, whole, self.unknown_id)
+        ok_index = tf.boolean_mask(split_index, split_ok)
+        ok_counts = tf.boolean_mask(split_counts, split_ok)
+        piece_rank = tf.ragged.range(ok_counts).flat_values
+        piece_slots = tf.repeat(tf.gather(offsets, ok_index), ok_counts) + piece_rank
+        slots = tf.concat([tf.boolean_mask(offsets, single), piece_slots], 0)
+        values = tf.concat([tf.boolean_mask(single_ids, single), split_ids], 0)
+        ids = tf.scatter_nd(slots[:, None], values, tf.reduce_sum(counts, keepdims=True))
+        return ids, counts
+
+    def _split(self, words: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Greedy longest-match-first split of words that are not one piece.
+
+        Returns ``(ids, counts, ok)``: the pieces of the words that split completely (in order),
+        the number of pieces per word and whether the word split completely.
+        """
+        chars, offsets = tf.strings.unicode_decode_with_offsets(words, "UTF-8", errors="replace")
+        num_words = tf.shape(words, out_type=tf.int32)[0]
+        char_word = tf.cast(chars.value_rowids(), tf.int32)
+        num_chars = tf.cast(chars.row_lengths(), tf.int32)
+        num_starts = tf.size(char_word)
+        start = tf.range(num_starts) - tf.gather(tf.cast(chars.row_starts(), tf.int32), char_word)
+        chars_left = tf.gather(num_chars, char_word) - start
+        # Byte boundaries of each word: its characters' offsets, then its byte length. Start s of
+        # word w has boundary index (flat character index + w); the word's end follows its last.
+        num_boundaries = num_starts + num_words
+        first_boundary = tf.range(num_starts) + char_word
+        word_end = tf.cast(chars.row_limits(), tf.int32) + tf.range(num_words)
+        boundary_bytes = tf.scatter_nd(
+            first_boundary[:, None], tf.cast(offsets.flat_values, tf.int32), [num_boundaries]
+        ) + tf.scatter_nd(word_end[:, None], tf.strings.length(words), [num_boundaries])
+
+        # Candidates: (start, length) for lengths 1 .. min(chars left, longest vocabulary piece).
+        longest = tf.where(start == 0, self._longest_piece, self._longest_suffix)
+        num_candidates = tf.minimum(chars_left, longest)
+        candidate_start = tf.repeat(tf.range(num_starts), num_candidates)
+        candidate_length = tf.ragged.range(num_candidates).flat_values + 1
+        begin = tf.gather(first_boundary, candidate_start)
+        byte_begin = tf.gather(boundary_bytes, begin)
+        byte_end = tf.gather(boundary_bytes, begin + candidate_length)
+        candidates = tf.strings.substr(
+            tf.gather(words, tf.gather(char_word, candidate_start)), byte_begin, byte_end - byte_begin
+        )
+        # Both lookups on all candidates cost less than partitioning the strings.
+        candidate_ids = tf.where(
+            tf.gather(start, candidate_start) > 0, self._suffixes.lookup(candidates), self._pieces.lookup(candidates)
+        )
+        # Longest match at each start: candidates of a start are contiguous, by increasing length.
+        matched_length = tf.where(candidate_ids >= 0, candidate_length, 0)
+        best_length = tf.math.unsorted_segment_max(matched_length, candidate_start, num_starts)
+        first_candidate = tf.cumsum(num_candidates, exclusive=True)
+        best_id = tf.gather(candidate_ids, first_candidate + tf.maximum(best_length, 1) - 1)
+
+        # Greedy path by pointer doubling over boundaries: a start jumps by its longest match
+        # (stays put when nothing matches); the end of a word stays put.
+        jump = tf.range(num_boundaries) + tf.scatter_nd(first_boundary[:, None], best_length, [num_boundaries])
+        word_start = tf.cast(chars.row_starts(), tf.int32) + tf.range(num_words)
+        reached = tf.scatter_nd(word_start[:, None], tf.ones([num_words], tf.int32), [num_boundaries])
+        for _ in range(math.ceil(math.log2(self.max_word_length + 1))):
+            reached = tf.maximum(reached, tf.math.unsorted_segment_max(reached, jump, num_boundaries))
+            jump = tf.gather(jump, jump)
+        on_path = tf.gather(reached, first_boundary) > 0
+        stuck = on_path & (best_length == 0)
+        ok = tf.math.unsorted_segment_max(tf.cast(stuck, tf.int32), char_word, num_words) <= 0
+        piece = on_path & tf.gather(ok, char_word)
+        counts = tf.math.unsorted_segment_sum(tf.cast(piece, tf.int32), char_word, num_words)
+        return tf.boolean_mask(best_id, piece), counts, ok
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary": self.vocabulary,
+            "suffix_indicator": self.suffix_indicator,
+            "unknown_token": self.unknown_token,
+            "max_word_length": self.max_word_length,
+            "word_length_unit": self.word_length_unit,
+            "errors": self.errors,
+        }
