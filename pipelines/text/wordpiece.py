@@ -23,6 +23,7 @@ limit) give the same ids; see ``tests/pipelines/text/test_wordpiece.py``.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import re
@@ -89,7 +90,7 @@ class WordPieceTokenizer(keras.layers.Layer):
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
         tokens = read_vocabulary(vocabulary)
-        duplicates = sorted({t for t in tokens if tokens.count(t) > 1}) if len(set(tokens)) < len(tokens) else []
+        duplicates = sorted(t for t, n in collections.Counter(tokens).items() if n > 1)
         if duplicates:
             raise ValueError(f"the vocabulary repeats tokens: {duplicates[:10]}")
         if unknown_token not in tokens:
@@ -104,15 +105,16 @@ class WordPieceTokenizer(keras.layers.Layer):
         self.errors = errors
         self.unknown_id = tokens.index(unknown_token)
         suffixes = {t[len(suffix_indicator) :]: i for i, t in enumerate(tokens) if t.startswith(suffix_indicator)}
-        suffixes.pop("", None)  # a piece is never empty
+        # A piece is never empty, so "" can stand in for "no suffix" (a table cannot be empty).
+        suffixes[""] = -1
         # A word's first piece is looked up as it is (so a word "##x" may match the token "##x").
         self._pieces = _table(tokens, list(range(len(tokens))))
         self._suffixes = _table(list(suffixes), list(suffixes.values()))
         self._longest_piece = max(len(t) for t in tokens)
-        self._longest_suffix = max((len(s) for s in suffixes), default=0)
+        self._longest_suffix = max(len(s) for s in suffixes)
 
-    @property
     def vocabulary_size(self) -> int:
+        """The number of tokens (ids are ``0 .. vocabulary_size() - 1``)."""
         return len(self.vocabulary)
 
     def token_to_id(self, token: str) -> int:
@@ -133,7 +135,8 @@ class WordPieceTokenizer(keras.layers.Layer):
         """
         words = basic_tokenize(strings, self.errors)
         ids, pieces_per_word = self._word_pieces(words.flat_values)
-        return tf.RaggedTensor.from_row_lengths(ids, tf.reduce_sum(words.with_flat_values(pieces_per_word), axis=1))
+        pieces_per_string = tf.reduce_sum(words.with_flat_values(tf.cast(pieces_per_word, tf.int64)), axis=1)
+        return tf.RaggedTensor.from_row_lengths(ids, pieces_per_string)
 
     def tokenize_words(self, words) -> tf.RaggedTensor:
         """Already split words → ids, one row per word (no normalisation).
@@ -145,7 +148,7 @@ class WordPieceTokenizer(keras.layers.Layer):
             ``tf.RaggedTensor`` int32 ``[num_words, (num_pieces)]``.
         """
         ids, pieces_per_word = self._word_pieces(tf.convert_to_tensor(words, tf.string))
-        return tf.RaggedTensor.from_row_lengths(ids, pieces_per_word)
+        return tf.RaggedTensor.from_row_lengths(ids, tf.cast(pieces_per_word, tf.int64))
 
     def detokenize(self, ids) -> tf.Tensor:
         """Ids → text: pieces joined by spaces, ``##`` continuations glued to their word.
@@ -222,9 +225,10 @@ class WordPieceTokenizer(keras.layers.Layer):
         )
         # Longest match at each start: candidates of a start are contiguous, by increasing length.
         matched_length = tf.where(candidate_ids >= 0, candidate_length, 0)
-        best_length = tf.math.unsorted_segment_max(matched_length, candidate_start, num_starts)
-        first_candidate = tf.cumsum(num_candidates, exclusive=True)
-        best_id = tf.gather(candidate_ids, first_candidate + tf.maximum(best_length, 1) - 1)
+        # (A start without candidates — no suffix is that short — gets the empty maximum: 0.)
+        best_length = tf.maximum(tf.math.unsorted_segment_max(matched_length, candidate_start, num_starts), 0)
+        best = tf.where(best_length > 0, tf.cumsum(num_candidates, exclusive=True) + best_length - 1, -1)
+        best_id = tf.gather(tf.concat([candidate_ids, [-1]], 0), tf.where(best >= 0, best, tf.size(candidate_ids)))
 
         # Greedy path by pointer doubling over boundaries: a start jumps by its longest match
         # (stays put when nothing matches); the end of a word stays put.

@@ -105,6 +105,8 @@ def test_greedy_longest_match_first_on_a_hand_made_vocabulary():
     words = ["", "##", "##aff", "unaffa"]
     reference = tf_text.FastWordpieceTokenizer(vocabulary, token_out_type=tf.int64, no_pretokenization=True)
     assert tokenizer.tokenize_words(words).to_list() == reference.tokenize(words).to_list() == [[], [10], [4], [3, 6]]
+    whole_words = WordPieceTokenizer(["[UNK]", "cat", "s"])  # no continuation pieces at all
+    assert whole_words.tokenize(["cats cat s"]).to_list() == [[0, 1, 2]]
 
 
 def test_detokenize_glues_continuations():

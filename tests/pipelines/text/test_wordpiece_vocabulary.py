@@ -61,6 +61,6 @@ def test_file_round_trip(vocabulary, tmp_path):
     path = save_vocabulary(vocabulary + ["ünïcode", "##中"], tmp_path / "vocab.txt")
     assert path.read_text(encoding="utf-8").splitlines()[:2] == ["[PAD]", "[UNK]"]
     assert load_vocabulary(path) == vocabulary + ["ünïcode", "##中"]
-    assert WordPieceTokenizer(path).vocabulary_size == len(vocabulary) + 2
+    assert WordPieceTokenizer(path).vocabulary_size() == len(vocabulary) + 2
     with pytest.raises(ValueError, match="line break"):
         save_vocabulary(["[UNK]", "a\nb"], tmp_path / "bad.txt")
