@@ -170,21 +170,18 @@ class WordPieceTokenizer(keras.layers.Layer):
         to_split = (whole < 0) & ~too_long
         split_ids, split_counts, split_ok = self._split(tf.boolean_mask(words, to_split))
         split_index = tf.cast(tf.where(to_split)[:, 0], tf.int32)
-        # Every word yields one id (itself or [UNK]) unless it was split into pieces.
+        # Every word yields one id (itself or [UNK]) unless it was split into pieces: its output
+        # slots read from [one id per word] + [the pieces of the split words].
         counts = tf.tensor_scatter_nd_update(
             tf.ones_like(whole), split_index[:, None], tf.where(split_ok, split_counts, 1)
         )
-        offsets = tf.cumsum(counts, exclusive=True)
-        single = ~tf.scatter_nd(split_index[:, None], split_ok, tf.shape(whole))
+        first_piece = tf.size(whole) + tf.cumsum(tf.where(split_ok, split_counts, 0), exclusive=True)
+        source = tf.tensor_scatter_nd_update(
+            tf.range(tf.size(whole)), split_index[:, None], tf.where(split_ok, first_piece, split_index)
+        )
+        slot_source = tf.repeat(source, counts) + tf.ragged.range(counts).flat_values
         single_ids = tf.where(whole >= 0, whole, self.unknown_id)
-        ok_index = tf.boolean_mask(split_index, split_ok)
-        ok_counts = tf.boolean_mask(split_counts, split_ok)
-        piece_rank = tf.ragged.range(ok_counts).flat_values
-        piece_slots = tf.repeat(tf.gather(offsets, ok_index), ok_counts) + piece_rank
-        slots = tf.concat([tf.boolean_mask(offsets, single), piece_slots], 0)
-        values = tf.concat([tf.boolean_mask(single_ids, single), split_ids], 0)
-        ids = tf.scatter_nd(slots[:, None], values, tf.reduce_sum(counts, keepdims=True))
-        return ids, counts
+        return tf.gather(tf.concat([single_ids, split_ids], 0), slot_source), counts
 
     def _split(self, words: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Greedy longest-match-first split of words that are not one piece.
@@ -199,14 +196,15 @@ class WordPieceTokenizer(keras.layers.Layer):
         num_starts = tf.size(char_word)
         start = tf.range(num_starts) - tf.gather(tf.cast(chars.row_starts(), tf.int32), char_word)
         chars_left = tf.gather(num_chars, char_word) - start
-        # Byte boundaries of each word: its characters' offsets, then its byte length. Start s of
-        # word w has boundary index (flat character index + w); the word's end follows its last.
+        # Boundaries of a word: one before each character, then its end. Start s of word w has
+        # boundary index (flat character index + w).
+        def per_boundary(at_starts, at_ends):
+            ends = tf.RaggedTensor.from_tensor(at_ends[:, None])
+            return tf.concat([chars.with_flat_values(at_starts), ends], axis=1).flat_values
+
         num_boundaries = num_starts + num_words
         first_boundary = tf.range(num_starts) + char_word
-        word_end = tf.cast(chars.row_limits(), tf.int32) + tf.range(num_words)
-        boundary_bytes = tf.scatter_nd(
-            first_boundary[:, None], tf.cast(offsets.flat_values, tf.int32), [num_boundaries]
-        ) + tf.scatter_nd(word_end[:, None], tf.strings.length(words), [num_boundaries])
+        boundary_bytes = per_boundary(tf.cast(offsets.flat_values, tf.int32), tf.strings.length(words))
 
         # Candidates: (start, length) for lengths 1 .. min(chars left, longest vocabulary piece).
         longest = tf.where(start == 0, self._longest_piece, self._longest_suffix)
@@ -232,9 +230,9 @@ class WordPieceTokenizer(keras.layers.Layer):
 
         # Greedy path by pointer doubling over boundaries: a start jumps by its longest match
         # (stays put when nothing matches); the end of a word stays put.
-        jump = tf.range(num_boundaries) + tf.scatter_nd(first_boundary[:, None], best_length, [num_boundaries])
-        word_start = tf.cast(chars.row_starts(), tf.int32) + tf.range(num_words)
-        reached = tf.scatter_nd(word_start[:, None], tf.ones([num_words], tf.int32), [num_boundaries])
+        no_move = tf.zeros([num_words], tf.int32)
+        jump = tf.range(num_boundaries) + per_boundary(best_length, no_move)
+        reached = per_boundary(tf.cast(start == 0, tf.int32), no_move)
         for _ in range(math.ceil(math.log2(self.max_word_length + 1))):
             reached = tf.maximum(reached, tf.math.unsorted_segment_max(reached, jump, num_boundaries))
             jump = tf.gather(jump, jump)
