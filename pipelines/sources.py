@@ -31,17 +31,22 @@ def parse(spec: str, allowed: tuple[str, ...]) -> tuple[str, str]:
     raise DataSourceError(f"unknown data source {spec!r}; this model accepts: {choices}")
 
 
-def tfds_splits(
-    name: str, splits: tuple[str, ...] = ("train[:90%]", "train[90%:]", "test"), data_dir: str | None = None
-) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
-    """Loads train / validation / test splits of a TFDS dataset as ``(features, label)`` pairs."""
+def tfds_load(name: str, split, as_supervised: bool = False, data_dir: str | None = None):
+    """``tfds.load`` with one clear error for every way it fails (unknown name, no network, ...)."""
     import tensorflow_datasets as tfds
 
     try:
-        return tuple(tfds.load(name, split=list(splits), as_supervised=True, data_dir=data_dir))
+        return tfds.load(name, split=split, as_supervised=as_supervised, data_dir=data_dir)
     except Exception as err:  # TFDS raises many types (DatasetNotFoundError, network, parsing)
         raise DataSourceError(
             f"could not load TFDS dataset {name!r} ({type(err).__name__}: {str(err).splitlines()[0]}). "
             "TFDS downloads a dataset on first use (this needs the network) and reads it from "
             "~/tensorflow_datasets afterwards."
         ) from err
+
+
+def tfds_splits(
+    name: str, splits: tuple[str, ...] = ("train[:90%]", "train[90%:]", "test"), data_dir: str | None = None
+) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
+    """Loads train / validation / test splits of a TFDS dataset as ``(features, label)`` pairs."""
+    return tuple(tfds_load(name, list(splits), as_supervised=True, data_dir=data_dir))

@@ -15,7 +15,8 @@ import tensorflow as tf
 
 @dataclasses.dataclass
 class Splits:
-    """Unbatched datasets of ``(features, label)`` elements.
+    """Unbatched datasets of examples: ``(features, label)`` pairs for the trainer, or plain
+    documents (strings) for a text corpus before it becomes examples.
 
     Args:
         train: training examples.

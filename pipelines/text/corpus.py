@@ -62,17 +62,8 @@ def read_documents(path: str | Path) -> list[str]:
 
 
 def _tfds_documents(argument: str, text_feature: str | None) -> tf.data.Dataset:
-    import tensorflow_datasets as tfds
-
     name, _, split = argument.partition(":")
-    try:
-        examples = tfds.load(name, split=split or "train")
-    except Exception as err:  # TFDS raises many types (DatasetNotFoundError, network, parsing)
-        raise sources.DataSourceError(
-            f"could not load TFDS dataset {name!r} ({type(err).__name__}: {str(err).splitlines()[0]}). "
-            "TFDS downloads a dataset on first use (this needs the network) and reads it from "
-            "~/tensorflow_datasets afterwards."
-        ) from err
+    examples = sources.tfds_load(name, split or "train")
     spec = examples.element_spec
     strings = [k for k, s in spec.items() if s.dtype == tf.string and s.shape.rank == 0] if isinstance(spec, dict) else []
     if text_feature is None:

@@ -20,4 +20,6 @@ from tfmodels.layers.erfnet import (
     upsampler_block,
 )
 from tfmodels.layers.local_response_normalization import LocalResponseNormalization
+from tfmodels.layers.position_embedding import PositionEmbedding
 from tfmodels.layers.preprocessing import CaffePreprocessing, imagenet_standardization, tf_preprocessing
+from tfmodels.layers.transformer_encoder import TransformerEncoderBlock, gelu_approximate
