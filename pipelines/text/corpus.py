@@ -10,6 +10,10 @@ so it is plain documents — one scalar string per element — and knows nothing
   dropped. No natural-language corpus is named by the notes (notes-001.md "Not named anywhere";
   notes-002-part2.md §54 suggests a bundled small text), and this one ships with Python itself.
 * ``file:<path>``: a UTF-8 text file, documents separated by blank lines.
+* ``timemachine`` (online once, then cached): H. G. Wells' *The Time Machine*, the notes' corpus
+  (notes-002-part2.md §21, seed 002 L2531–2561; d2l's ``timemachine.txt``), downloaded from d2l's
+  URL, checked against d2l's SHA-1 and cached (:func:`pipelines.sources.cached_download`); one
+  document per paragraph (blocks separated by blank lines, as ``file:<path>``).
 * ``tfds:<name>[:<split>]``: one document per example of a TensorFlow Datasets split (default
   ``train``), taken from its text feature: the one named by ``text_feature``, else ``text``, else
   the only string feature. E.g. ``tfds:imdb_reviews``, ``tfds:imdb_reviews:unsupervised``.
@@ -29,7 +33,10 @@ import tensorflow as tf
 from pipelines import sources
 from pipelines.splits import Splits, split_indices
 
-SOURCES = ("embedded", "file:*", "tfds:*")
+SOURCES = ("embedded", "timemachine", "file:*", "tfds:*")
+# d2l's DATA_HUB["time_machine"] ([REF d2l] §8.2): the notes' text and its published SHA-1.
+TIME_MACHINE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
+TIME_MACHINE_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
 # A reStructuredText heading underline: a line of one repeated punctuation character.
 _UNDERLINE = re.compile(r"^([*=~^#-])\1{2,}[ \t]*$", re.MULTILINE)
 
@@ -85,7 +92,8 @@ def documents(spec: str = "embedded", text_feature: str | None = None) -> tf.dat
     """The documents of a ``DATA=`` spec, one scalar ``tf.string`` per element, in a fixed order.
 
     Args:
-        spec: ``embedded``, ``file:<path>`` or ``tfds:<name>[:<split>]`` (see the module docstring).
+        spec: ``embedded``, ``timemachine``, ``file:<path>`` or ``tfds:<name>[:<split>]`` (see the
+            module docstring).
         text_feature: the TFDS feature that holds the text (detected when ``None``).
 
     Example:
@@ -98,6 +106,9 @@ def documents(spec: str = "embedded", text_feature: str | None = None) -> tf.dat
         return tf.data.Dataset.from_tensor_slices(pydoc_topics())
     if kind == "file":
         return tf.data.Dataset.from_tensor_slices(read_documents(argument))
+    if kind == "timemachine":
+        path = sources.cached_download(TIME_MACHINE_URL, TIME_MACHINE_SHA1)
+        return tf.data.Dataset.from_tensor_slices(read_documents(path))
     return _tfds_documents(argument, text_feature)
 
 

@@ -8,8 +8,9 @@ RNN; §21 (text preprocessing and vocabulary), §22–§23 (count-based n-gram m
 
 Data (``DATA=embedded``, offline): the help texts of CPython's ``pydoc_data`` (79 documents,
 about 465,000 characters; :mod:`pipelines.text.corpus`), split by document with the seed (80 /
-10 / 10 %). ``file:<path>`` (documents separated by blank lines, e.g. d2l's ``timemachine.txt``)
-and ``tfds:<name>`` work too. Each document is normalised as the notes do (§21: non-letters →
+10 / 10 %). ``timemachine`` (the notes' book, §21: downloaded once from d2l's URL, checked
+against its SHA-1 and cached), ``file:<path>`` (documents separated by blank lines) and
+``tfds:<name>`` work too. Each document is normalised as the notes do (§21: non-letters →
 space, lower case), tokenised into characters (``level=char``, the notes' character-level LM) or
 words (``level=word``), and **the vocabulary is counted on the training documents only**
 (``min_freq``; ids ``<pad>`` 0, ``<unk>`` 1, ``<bos>`` 2, ``<eos>`` 3, then by frequency). A split

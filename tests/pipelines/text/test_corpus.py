@@ -1,10 +1,13 @@
 """pipelines.text.corpus: embedded / file / TFDS documents and document-level splits."""
 
+import hashlib
+
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from pydoc_data.topics import topics
 
+from pipelines import sources
 from pipelines.sources import DataSourceError
 from pipelines.text import corpus
 
@@ -90,5 +93,39 @@ def test_tfds_without_an_obvious_text_feature_asks_for_one():
 
 
 def test_unknown_sources_name_what_is_accepted():
-    with pytest.raises(DataSourceError, match="accepts: embedded, file:<name>, tfds:<name>"):
+    with pytest.raises(DataSourceError, match="accepts: embedded, timemachine, file:<name>, tfds:<name>"):
         corpus.documents("sklearn:digits")
+
+
+def test_cached_download_checks_the_sha1_and_reads_the_cache_afterwards(tmp_path):
+    source = tmp_path / "book.txt"
+    source.write_text("The Time Traveller\n\nwas expounding")
+    sha1 = hashlib.sha1(source.read_bytes()).hexdigest()
+    cache = tmp_path / "cache"
+    path = sources.cached_download(source.as_uri(), sha1, cache_dir=str(cache))
+    assert path.read_bytes() == source.read_bytes() and cache in path.parents
+    source.unlink()  # the second call must not need the origin any more
+    assert sources.cached_download(source.as_uri(), sha1, cache_dir=str(cache)) == path
+
+
+def test_cached_download_deletes_a_file_with_the_wrong_checksum_and_says_so(tmp_path):
+    source = tmp_path / "book.txt"
+    source.write_text("tampered")
+    with pytest.raises(DataSourceError, match="SHA-1"):
+        sources.cached_download(source.as_uri(), "0" * 40, cache_dir=str(tmp_path / "cache"))
+    assert not list((tmp_path / "cache").rglob("book.txt"))
+
+
+def test_cached_download_of_an_unreachable_url_is_a_clear_error(tmp_path):
+    with pytest.raises(DataSourceError, match="could not download"):
+        sources.cached_download((tmp_path / "missing.txt").as_uri(), "0" * 40, cache_dir=str(tmp_path))
+
+
+def test_timemachine_is_the_verified_d2l_download_one_document_per_paragraph(tmp_path, monkeypatch):
+    book = tmp_path / "timemachine.txt"
+    book.write_text("The Time Machine, by H. G. Wells\n\n\nI\n\nThe Time Traveller (for so it will be convenient\nto speak of him)")
+    calls = []
+    monkeypatch.setattr(sources, "cached_download", lambda url, sha1: calls.append((url, sha1)) or book)
+    docs = [d.decode() for d in corpus.documents("timemachine").as_numpy_iterator()]
+    assert calls == [(corpus.TIME_MACHINE_URL, corpus.TIME_MACHINE_SHA1)]
+    assert docs == ["The Time Machine, by H. G. Wells", "I", "The Time Traveller (for so it will be convenient\nto speak of him)"]
