@@ -1,6 +1,7 @@
 """rnn_lm, gru_lm, lstm_lm, deep_lstm_lm (notes-002-part2 §32–§38): data, training, baselines, generate/score serving."""
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -66,6 +67,7 @@ def test_trains_at_tiny_beats_the_uniform_baseline_and_generates_from_raw_text(t
     by_validation = min(baselines["ngram_by_order"].values(), key=lambda r: r["validation_perplexity"])
     assert baselines["best_ngram"]["test_perplexity"] == by_validation["test_perplexity"]
     assert baselines["unigram_perplexity"] == baselines["ngram_by_order"]["1"]["test_perplexity"]
+    assert 0.5 < report["zipf_exponent"] < 3 and Path(report["zipf_plot"]).read_bytes()[:4] == b"\x89PNG"
 
     generate = tf.saved_model.load(str(run.export_path)).signatures["serving_default"]
     answer = generate(prefix=tf.constant(["The value of", ""]), temperature=tf.constant(0.0),

@@ -44,8 +44,9 @@ Report (``metrics.json``): held-out perplexity of the model beside baselines on 
 windows, tokens and contexts (each window scored from its first token, as the model sees it):
 uniform (= the vocabulary size, §33), the Laplace-smoothed unigram, and the best n-gram model
 (:class:`tfmodels.models.ngram_lm.NgramLanguageModel`, orders 1–5 for characters or 1–3 for
-words, §23) with ε and the order picked on the validation windows; plus greedy and sampled
-continuations of ``sample_prefix``. The vocabulary is written to ``vocabulary.txt``.
+words, §23) with ε and the order picked on the validation windows; Zipf's law on the training
+tokens (§24: the fitted exponent, and ``zipf.png``, the log–log unigram / bigram / trigram
+frequencies); plus greedy and sampled continuations of ``sample_prefix``. The vocabulary is written to ``vocabulary.txt``.
 
 Serving (core TensorFlow only; the vocabulary travels in the graph as the lookup table of
 :class:`pipelines.text.vocabulary.TextToTokenIds` and a string constant for ids → tokens):
@@ -92,7 +93,7 @@ import tensorflow as tf
 from pipelines import sources
 from pipelines.splits import Splits
 from pipelines.text import corpus
-from pipelines.text.ngrams import ngram_counts
+from pipelines.text.ngrams import ngram_counts, plot_zipf, zipf_exponent
 from pipelines.text.vocabulary import BOS_ID, PAD_ID, Vocabulary, tokenized
 from tfmodels.config import ConfigError, TrainConfig
 from tfmodels.export.signatures import Endpoint, Serving
@@ -475,19 +476,18 @@ def ngram_window_perplexity(lm: NgramLanguageModel, x: np.ndarray, y: np.ndarray
     return math.exp(nll / y.size)
 
 
-def ngram_baselines(train_stream: np.ndarray, vocab_size: int, max_order: int, validation, test) -> dict:
+def ngram_baselines(counts: list, vocab_size: int, validation, test) -> dict:
     """Uniform, unigram and n-gram perplexities on the test windows; ε and the order picked on validation (§22–§23, §33).
 
     Args:
-        train_stream: training ids, counted as one sequence (as d2l counts a whole book).
+        counts: ``[unigram, …, max_order-gram]`` counts of the training ids
+            (:func:`pipelines.text.ngrams.ngram_counts`); every order up to ``len(counts)`` is tried.
         vocab_size: ``m`` of the smoothing and the uniform baseline.
-        max_order: the longest n-gram tried.
         validation: ``(x, y)`` windows that pick ε per order and the best order.
         test: ``(x, y)`` windows that are scored.
     """
-    counts = ngram_counts(tf.data.Dataset.from_tensors(train_stream), max_order)
     by_order = {}
-    for order in range(1, max_order + 1):
+    for order in range(1, len(counts) + 1):
         scored = []
         for epsilon in EPSILONS:
             lm = NgramLanguageModel(vocab_size, order, epsilon).fit(counts[:order])
@@ -509,6 +509,8 @@ def report(cfg: LanguageModelConfig, model: keras.Model, splits: Splits, run_dir
     data.vocabulary.save(vocab_path)
     n = cfg.num_steps
     validation, test = (windows(data.streams[name], n, n) for name in ("validation", "test"))
+    # The training ids counted as one sequence, as d2l counts a whole book (§23, §24).
+    counts = ngram_counts(tf.data.Dataset.from_tensors(data.streams["train"]), NGRAM_ORDERS[cfg.level])
     generate_fn = generate_function(model, text_codec(cfg, model), cfg.max_new_tokens)
     length = tf.constant(min(SAMPLE_TOKENS[cfg.level], cfg.max_new_tokens))
     samples = {
@@ -518,7 +520,10 @@ def report(cfg: LanguageModelConfig, model: keras.Model, splits: Splits, run_dir
     }
     return {
         "test_perplexity": model_perplexity(model, *test, batch_size=64),
-        "baselines": ngram_baselines(data.streams["train"], data.vocabulary.size, NGRAM_ORDERS[cfg.level], validation, test),
+        "baselines": ngram_baselines(counts, data.vocabulary.size, validation, test),
+        "zipf_exponent": zipf_exponent(counts[0]),
+        "zipf_plot": str(plot_zipf(dict(zip(("unigram", "bigram", "trigram"), counts)), Path(run_dir) / "zipf.png",
+                                   f"Zipf's law: {cfg.level} n-grams of the training split")),
         "sample_prefix": cfg.sample_prefix,
         "samples": samples,
         "vocab_size": data.vocabulary.size,
