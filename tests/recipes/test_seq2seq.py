@@ -1,0 +1,125 @@
+"""seq2seq and seq2seq_attention recipes (notes-002-part2 §40–§46): training, report, translate serving."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfmodels
+from pipelines.text import translation
+from pipelines.text.vocabulary import EOS_ID, PAD_ID, Vocabulary
+from tfmodels.config import ConfigError, resolve
+from tfmodels.recipes import seq2seq as recipe
+
+
+def train_tiny(name, root):
+    return tfmodels.train(name, preset="tiny", runs_root=root / "runs", export_root=root / "saved_models")
+
+
+@pytest.fixture(scope="module")
+def attention_run(tmp_path_factory):
+    return train_tiny("seq2seq_attention", tmp_path_factory.mktemp("seq2seq_attention"))
+
+
+@pytest.fixture(scope="module")
+def signatures(attention_run):
+    return tf.saved_model.load(str(attention_run.export_path)).signatures
+
+
+def check_run(run):
+    history = np.genfromtxt(run.run_dir / "history.csv", delimiter=",", names=True)
+    assert history["loss"][-1] < history["loss"][0]
+    report = run.metrics["report"]
+    assert report["test_pairs"] == run.metrics["data"]["sizes"]["test"] == 60
+    for name in ("greedy", "beam_4", *(f"baselines_{b}" for b in ("copy_source", "most_frequent_target", "nearest_source"))):
+        scores = report[name] if name in report else report["baselines"][name.removeprefix("baselines_")]
+        assert 0 <= scores["bleu"] <= 1 and 0 <= scores["corpus_bleu"] <= 1 and 0 <= scores["exact_match"] <= 1
+    assert report["baselines"]["copy_source"]["bleu"] == 0.0  # words never equal digits
+    assert len(report["samples"]) == 8 and {"source", "reference", "greedy", "beam_4"} <= set(report["samples"][0])
+    assert Vocabulary.load(run.run_dir / "target_vocabulary.txt").size == 14
+
+
+def test_attention_model_trains_reports_and_its_export_verifies_with_stock_tensorflow(attention_run):
+    check_run(attention_run)
+    assert tfmodels.verify_export(attention_run.export_path)["signatures"] == ["greedy", "serving_default"]
+
+
+@pytest.mark.slow
+def test_seq2seq_without_attention_trains_and_exports(tmp_path):
+    run = train_tiny("seq2seq", tmp_path)
+    check_run(run)
+    assert tfmodels.verify_export(run.export_path)["signatures"] == ["greedy", "serving_default"]
+
+
+def test_translate_answers_raw_strings_including_empty_unknown_and_overlong(signatures):
+    long = " ".join(["seven"] * 14)
+    sources = tf.constant(["Three hundred and FORTY-two!", "", "   ?  ", "seven zyzzyva", long])
+    for name in ("serving_default", "greedy"):
+        out = {k: v.numpy() for k, v in signatures[name](source=sources).items()}
+        assert out["source_tokens"].tolist() == [5, 0, 1, 2, 14]  # "?" is a token: d2l keeps punctuation
+        assert out["translation"][1] == b"" and out["translation_length"][1] == 0 and out["score"][1] == 0.0
+        assert (out["translation_ids"][1] == PAD_ID).all()
+        assert out["translation_ids"].shape == (5, 10)
+        assert np.isfinite(out["score"]).all() and (out["log_probability"] <= 0).all()
+
+
+def test_translation_text_is_the_ids_before_eos(attention_run, signatures):
+    out = signatures["serving_default"](source=tf.constant(["forty-two", "nine thousand and one", "zero"]))
+    tokens = Vocabulary.load(attention_run.run_dir / "target_vocabulary.txt").tokens
+    for text, ids, length in zip(out["translation"].numpy(), out["translation_ids"].numpy(), out["translation_length"].numpy()):
+        words = [tokens[i] for i in ids[:length] if i != EOS_ID]
+        assert text.decode() == " ".join(words)
+        assert (ids[length:] == PAD_ID).all()
+
+
+def test_serving_equals_decoding_with_the_keras_model(attention_run, signatures):
+    cfg = resolve(recipe.Seq2SeqAttentionConfig, "tiny")
+    translator = recipe.Translator(cfg, attention_run.model)
+    sources = tf.constant(["three thousand and five", "forty-two", "one hundred"])
+    for name, k in (("greedy", 1), ("serving_default", cfg.beam_width)):
+        served = signatures[name](source=sources)
+        direct = translator(sources, k)
+        np.testing.assert_array_equal(served["translation_ids"].numpy(), direct["translation_ids"].numpy())
+        np.testing.assert_allclose(served["score"].numpy(), direct["score"].numpy(), rtol=1e-5)
+
+
+def test_over_long_sources_are_truncated_to_num_steps_like_training_examples(attention_run):
+    cfg = resolve(recipe.Seq2SeqAttentionConfig, "tiny")
+    translator = recipe.Translator(cfg, attention_run.model)
+    words = "nine hundred and ninety-nine thousand nine hundred and ninety-nine seven seven seven"
+    first_ten = " ".join(words.split()[:10])
+    a, b = translator(tf.constant([words]), 1), translator(tf.constant([first_ten]), 1)
+    np.testing.assert_array_equal(a["translation_ids"].numpy(), b["translation_ids"].numpy())
+    assert a["source_tokens"].numpy().tolist() == [12] and b["source_tokens"].numpy().tolist() == [10]
+
+
+def test_presets_datasets_and_paper_settings():
+    paper = resolve(recipe.Seq2SeqGruConfig, "paper")
+    assert (paper.embedding_dim, paper.hidden_units, paper.num_layers, paper.dropout) == (32, 32, 2, 0.1)
+    assert (paper.batch_size, paper.num_steps, paper.learning_rate, paper.clip_global_norm, paper.epochs) == (64, 10, 0.005, 1.0, 300)
+    assert resolve(recipe.Seq2SeqAttentionConfig, "paper").epochs == 250
+    cfg = resolve(recipe.Seq2SeqGruConfig, "tiny")
+    splits = recipe.datasets(cfg)
+    features, label = next(iter(splits.train.batch(4)))
+    assert set(features) == {"source_ids", "decoder_input_ids"} and label.shape == (4, 10)
+    np.testing.assert_array_equal(features["decoder_input_ids"][:, 1:].numpy(), label[:, :-1].numpy())
+    assert splits.info["sizes"] == {"train": 480, "validation": 60, "test": 60}
+
+
+def test_token_accuracy_counts_real_tokens_only():
+    labels = tf.constant([[5, 6, EOS_ID, 0], [7, EOS_ID, 0, 0]])
+    logits = tf.one_hot([[5, 9, EOS_ID, 1], [7, 8, 2, 2]], 10)
+    np.testing.assert_allclose(recipe.token_accuracy(labels, logits).numpy(), [2 / 3, 1 / 2])
+
+
+def test_nearest_source_baseline_returns_the_target_of_the_most_similar_training_source():
+    train_sources = [["one", "hundred"], ["two", "thousand"], ["forty-two"]]
+    targets = [["1", "0", "0"], ["2", "0", "0", "0"], ["4", "2"]]
+    test = [["two", "hundred"], ["forty-two"], ["unseen"]]
+    assert recipe.nearest_source_targets(train_sources, targets, test) == [targets[0], targets[2], targets[0]]
+
+
+def test_a_model_trained_on_other_data_is_refused_at_export(attention_run):
+    cfg = resolve(recipe.Seq2SeqAttentionConfig, "tiny", {"num_examples": 30})
+    assert translation.load("embedded", num_examples=30).source_vocabulary.size < 107
+    with pytest.raises(ConfigError, match="export with the training run's settings"):
+        recipe.serving(cfg, attention_run.model)

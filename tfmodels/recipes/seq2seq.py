@@ -1,0 +1,344 @@
+"""Machine translation with GRU encoder–decoders: ``seq2seq`` and ``seq2seq_attention``.
+
+Specs: notes-002-part2.md §40–§41 (seed 002 L3337–3433: encoder–decoder, seq2seq, teacher
+forcing, ``<bos>``/``<eos>``), §42 (L3435–3462: BLEU), §43 (L3464–3526: greedy and beam search,
+the length penalty), §45–§46 (L3614–3659: masked softmax, Bahdanau attention); notes-001.md §8–§9.
+Models: :func:`tfmodels.models.seq2seq.build_seq2seq` (``attention=False`` / ``True``).
+
+Data (``DATA=embedded``, offline): English number words → digits, 0–9999
+(:mod:`pipelines.text.translation`; ``"three thousand and five" → "3 0 0 5"``), split 80 / 10 / 10 %
+by source with the seed, so every test number is unseen in training. ``file:<path>`` reads
+tab-separated pairs (d2l's ``fra.txt``; use ``--set min_freq=2`` as d2l does) and ``tfds:<name>``
+a TFDS translation set (e.g. ``tfds:ted_hrlr_translate/pt_to_en``). Vocabularies come from the
+training pairs only. Examples (§41, [REF d2l]): source ids truncated/padded to ``num_steps``;
+label = target + ``<eos>``, truncated/padded to ``num_steps``; decoder input = ``<bos>`` + label
+without its last position (teacher forcing).
+
+Loss: the notes' masked softmax cross-entropy — ``<pad>`` label positions are left out and the
+loss is the mean over real target tokens (Keras ``ignore_class=0``). d2l averages each sentence
+over all ``num_steps`` positions with zeros at the padding; the token mean weighs every real
+token the same. Metric: ``token_accuracy``, each sentence's share of correct non-pad tokens,
+averaged. Gradients clipped to global norm 1 ([REF d2l] θ = 1).
+
+Report (``metrics.json``): on the held-out test pairs, the notes' BLEU (§42, k = 2 as d2l
+evaluates; the mean of sentence scores) and corpus BLEU (same weights and penalty, counts summed
+over the corpus; :func:`tfmodels.metrics.bleu.corpus_bleu`), exact-match accuracy, for **greedy**
+and **beam** search, beside baselines scored the same way: ``copy_source`` (the source tokens as
+the translation), ``most_frequent_target`` (the most frequent training target for every input)
+and ``nearest_source`` (the target of the training pair whose source shares the most words,
+Jaccard overlap of word sets — a retrieval "translation memory"; computed over at most 20,000
+training pairs). BLEU compares token lists after the training normalisation; a reference longer
+than ``num_steps − 1`` tokens is kept whole, so truncation costs the model BLEU. Sample
+translations of the first test pairs are included.
+
+Serving (core TensorFlow only; both vocabularies travel in the graph):
+
+* ``serving_default`` — beam search with ``beam_width`` (fixed by the config at export; default
+  4, notes-001 §9's tiny config; the notes recommend 3–10) and the length penalty
+  ``length_penalty`` / ``alpha`` (default the notes' ``score / (5 + L)^0.75``).
+* ``greedy`` — the same with k = 1 (greedy search, §43).
+
+Both take ``source`` string [B] and return ``translation`` string [B] (target tokens joined with
+spaces, ``<eos>`` and padding dropped), ``translation_ids`` int32 [B, num_steps] (with ``<eos>``
+and ``<pad>``), ``translation_length`` int32 [B] (tokens, ``<eos>`` included), ``score`` float32
+[B] (the length-penalised log-probability that picked it), ``log_probability`` float32 [B] and
+``source_tokens`` int32 [B] (tokens read from the source after normalisation, before
+truncation). Defined answers: a source is normalised like the training text; unknown words read
+as ``<unk>``; a source longer than ``num_steps`` tokens is **truncated** to its first
+``num_steps`` tokens, as training examples are (``source_tokens > num_steps`` tells the client);
+an empty source (no tokens after normalisation) returns an empty translation with length 0 and
+score 0 instead of decoding from an empty encoding. The decoder writes at most ``num_steps``
+tokens; a translation cut off there has no ``<eos>`` (``translation_length == num_steps`` and the
+last id is not ``<eos>``).
+
+Presets: ``tiny`` (tests, seconds: the first 600 pairs, small widths), ``default`` (d2l's widths,
+Adam with a cosine decay, all 8,000 training pairs; trains on 2 CPU cores in a few minutes —
+measured results in the report) and ``paper`` (d2l's [REF d2l] §41/§46 settings: embedding 32,
+hidden 32, 2 layers, dropout 0.1, batch 64, num_steps 10, Adam 0.005, θ = 1, 300 epochs for
+seq2seq and 250 with attention).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.text import translation
+from pipelines.text.vocabulary import BOS_ID, EOS_ID, PAD_ID, string_lookup
+from tfmodels.config import ConfigError, TrainConfig
+from tfmodels.export.signatures import Endpoint, Serving
+from tfmodels.metrics.bleu import bleu, corpus_bleu
+from tfmodels.models.beam_search import LENGTH_PENALTIES
+from tfmodels.models.seq2seq import build_seq2seq, translate
+from tfmodels.registry import Recipe, register
+
+BLEU_K = 2  # d2l evaluates its translations with k = 2 (§41 [REF d2l]); the notes' example too
+RETRIEVAL_LIMIT = 20_000
+SAMPLES = 8
+
+
+@dataclasses.dataclass
+class Seq2SeqConfig(TrainConfig):
+    """GRU encoder–decoder config (attention comes from the MODEL name).
+
+    Args:
+        embedding_dim: embedding width of source and target ([REF d2l] 32).
+        hidden_units: GRU width ([REF d2l] 32).
+        num_layers: stacked GRUs on each side ([REF d2l] 2).
+        dropout: between GRU layers and on attention weights ([REF d2l] 0.1).
+        num_steps: source and target length in tokens, ``<eos>`` included ([REF d2l] 10); also
+            the most tokens a translation may have and the source truncation length.
+        min_freq: training tokens seen fewer times map to ``<unk>`` ([REF d2l] 2 on fra.txt).
+        num_examples: keep the first pairs of the data before splitting (0 = all).
+        beam_width: k of the served beam search (§43; the notes recommend 3–10).
+        alpha: α of the length penalty (§43 L3513: 0.75).
+        length_penalty: ``notes`` (``/(5+L)^α``, notes-001 L430–439), ``gnmt`` or ``average``
+            (``/L^α``, notes-002 §43); see :mod:`tfmodels.models.beam_search`.
+    """
+
+    embedding_dim: int = 32
+    hidden_units: int = 32
+    num_layers: int = 2
+    dropout: float = 0.1
+    num_steps: int = 10
+    min_freq: int = 0
+    num_examples: int = 0
+    beam_width: int = 4
+    alpha: float = 0.75
+    length_penalty: str = "notes"
+    learning_rate: float = 0.005
+    clip_global_norm: float = 1.0
+    monitor: str = "val_loss"
+
+    CHOICES: ClassVar[Mapping[str, tuple[str, ...]]] = {**TrainConfig.CHOICES, "length_penalty": LENGTH_PENALTIES}
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_steps < 2 or self.beam_width < 1 or self.hidden_units < 1 or self.num_layers < 1:
+            raise ConfigError("num_steps must be >= 2; beam_width, hidden_units and num_layers >= 1")
+
+
+def _presets(paper_epochs: int) -> dict[str, dict[str, Any]]:
+    tiny = {"epochs": 2, "num_examples": 600, "embedding_dim": 16, "hidden_units": 16, "num_layers": 1, "verbose": 0}
+    default = {"epochs": 20, "lr_schedule": "cosine", "verbose": 2}
+    # [REF d2l] §41/§46: batch 64, num_steps 10, Adam lr 0.005, θ = 1, 300 / 250 epochs.
+    paper = {"epochs": paper_epochs, "batch_size": 64, "num_steps": 10, "learning_rate": 0.005}
+    return {"tiny": tiny, "default": default, "paper": paper}
+
+
+@dataclasses.dataclass
+class Seq2SeqGruConfig(Seq2SeqConfig):
+    """``seq2seq``: the encoder's final state as the fixed context (§41)."""
+
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = _presets(300)
+
+
+@dataclasses.dataclass
+class Seq2SeqAttentionConfig(Seq2SeqConfig):
+    """``seq2seq_attention``: Bahdanau attention over the encoder outputs (§46)."""
+
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = _presets(250)
+
+
+def task(cfg: Seq2SeqConfig) -> translation.TranslationData:
+    """The config's translation pairs and vocabularies (loaded once per process per data setting)."""
+    return translation.load(cfg.data, cfg.min_freq, cfg.seed, cfg.num_examples)
+
+
+def datasets(cfg: Seq2SeqConfig):
+    return task(cfg).splits(cfg.num_steps)
+
+
+def _model_builder(attention: bool, name: str):
+    def model(cfg: Seq2SeqConfig) -> keras.Model:
+        data = task(cfg)
+        return build_seq2seq(
+            data.source_vocabulary.size, data.target_vocabulary.size, cfg.embedding_dim, cfg.hidden_units,
+            cfg.num_layers, cfg.dropout, attention, name=name,
+        )
+
+    return model
+
+
+def token_accuracy(labels, logits):
+    """Per sentence: the share of its real (non-``<pad>``) label tokens predicted correctly."""
+    labels = tf.cast(labels, tf.int32)
+    real = tf.cast(labels != PAD_ID, tf.float32)
+    correct = tf.cast(tf.argmax(logits, axis=-1, output_type=tf.int32) == labels, tf.float32) * real
+    return tf.math.divide_no_nan(tf.reduce_sum(correct, axis=-1), tf.reduce_sum(real, axis=-1))
+
+
+def compile_args(cfg: Seq2SeqConfig) -> dict:
+    return {
+        "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
+        "metrics": [keras.metrics.MeanMetricWrapper(token_accuracy, name="token_accuracy")],
+    }
+
+
+class Translator:
+    """Raw source strings → translations with a trained model, in core TensorFlow ops (the serving computation).
+
+    Args:
+        cfg: the run's config (lengths, beam width, length penalty).
+        model: a :func:`build_seq2seq` model trained on ``cfg``'s data.
+    """
+
+    def __init__(self, cfg: Seq2SeqConfig, model: keras.Model):
+        data = task(cfg)
+        sizes = (model.get_layer("encoder").vocab_size, model.output_shape[-1])
+        if sizes != (data.source_vocabulary.size, data.target_vocabulary.size):
+            raise ConfigError(
+                f"the model reads {sizes[0]} source and writes {sizes[1]} target tokens but {cfg.data!r} "
+                f"(num_examples={cfg.num_examples}, min_freq={cfg.min_freq}) gives vocabularies of "
+                f"{data.source_vocabulary.size} and {data.target_vocabulary.size}: export with the training run's settings"
+            )
+        self.cfg, self.model = cfg, model
+        self.source_lookup = string_lookup(data.source_vocabulary.tokens, name="source_lookup")
+        self.target_tokens = tf.constant(data.target_vocabulary.tokens)
+
+    def ids(self, source_ids: tf.Tensor, beam_width: int) -> dict[str, tf.Tensor]:
+        """Decodes ``[B, num_steps]`` source ids (greedy for ``beam_width=1``)."""
+        cfg = self.cfg
+        return translate(self.model, source_ids, cfg.num_steps, BOS_ID, EOS_ID, beam_width, cfg.alpha, cfg.length_penalty)
+
+    def text(self, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """``[B, N]`` target ids → ``[B]`` strings: the tokens before ``<eos>``, joined with spaces."""
+        keep = (tf.range(tf.shape(ids)[1])[None, :] < lengths[:, None]) & (ids != EOS_ID) & (ids != PAD_ID)
+        return tf.strings.reduce_join(tf.ragged.boolean_mask(tf.gather(self.target_tokens, ids), keep), axis=1, separator=" ")
+
+    def __call__(self, source: tf.Tensor, beam_width: int) -> dict[str, tf.Tensor]:
+        tokens = translation.tokenize(source)
+        source_ids = translation.pad_ids(self.source_lookup(tokens), self.cfg.num_steps)
+        out = self.ids(source_ids, beam_width)
+        empty = tokens.row_lengths() == 0  # nothing to translate: an empty answer, not a decoding of nothing
+        lengths = tf.where(empty, 0, out["lengths"])
+        ids = tf.where(empty[:, None], PAD_ID, out["ids"])
+        return {
+            "translation": self.text(ids, lengths),
+            "translation_ids": ids,
+            "translation_length": lengths,
+            "score": tf.where(empty, 0.0, out["score"]),
+            "log_probability": tf.where(empty, 0.0, out["log_prob"]),
+            "source_tokens": tf.cast(tokens.row_lengths(), tf.int32),
+        }
+
+
+OUTPUTS = {
+    "translation": "string [B]: the target tokens joined with spaces (<eos> and padding dropped)",
+    "translation_ids": "int32 [B, num_steps]: the target ids, <eos> included, then <pad>",
+    "translation_length": "int32 [B]: target tokens including <eos> (num_steps when cut off; 0 for an empty source)",
+    "score": "float32 [B]: log-probability / length penalty, the beam's final score",
+    "log_probability": "float32 [B]: natural-log probability of the translation",
+    "source_tokens": "int32 [B]: source tokens after normalisation, before truncation to num_steps",
+}
+
+
+def serving(cfg: Seq2SeqConfig, model: keras.Model) -> Serving:
+    translator = Translator(cfg, model)
+    # The export tracks the model's objects only: as an attribute, the lookup table is saved with it.
+    model.source_lookup = translator.source_lookup
+    spec = {"source": tf.TensorSpec([None], tf.string)}
+    example = {"source": np.array([translation.number_words(342).encode(), b"", b"seven zyzzyva"], object)}
+    return Serving(
+        {
+            "serving_default": Endpoint(lambda source: translator(source, cfg.beam_width), spec, example, OUTPUTS),
+            "greedy": Endpoint(lambda source: translator(source, 1), spec, example, OUTPUTS),
+        }
+    )
+
+
+def _scores(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:
+    return {
+        "bleu": float(np.mean([bleu(p, r, BLEU_K) for p, r in zip(predictions, references)])),
+        "corpus_bleu": corpus_bleu(predictions, references, BLEU_K),
+        "exact_match": float(np.mean([p == r for p, r in zip(predictions, references)])),
+    }
+
+
+def _tokens(texts: list[str]) -> list[list[str]]:
+    return [[t.decode() for t in row] for row in translation.tokenize(tf.constant(texts)).to_list()]
+
+
+def nearest_source_targets(train_sources, train_targets, test_sources) -> list[list[str]]:
+    """The retrieval baseline: for each test source, the target of the training source with the highest word-set Jaccard overlap."""
+    from scipy import sparse
+
+    vocabulary = {token: i for i, token in enumerate(sorted({t for s in train_sources for t in s}))}
+
+    def bag(sentences):
+        rows, cols = zip(*[(i, vocabulary[t]) for i, s in enumerate(sentences) for t in set(s) if t in vocabulary]) or ((), ())
+        return sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(sentences), len(vocabulary)))
+
+    train_bag, test_bag = bag(train_sources), bag(test_sources)
+    overlap = (test_bag @ train_bag.T).toarray()
+    union = np.asarray(test_bag.sum(1)) + np.asarray(train_bag.sum(1)).T - overlap
+    best = np.argmax(np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0), axis=1)
+    return [train_targets[i] for i in best]
+
+
+def report(cfg: Seq2SeqConfig, model: keras.Model, splits, run_dir) -> dict:
+    data = task(cfg)
+    vocab_dir = Path(run_dir)
+    data.source_vocabulary.save(vocab_dir / "source_vocabulary.txt")
+    data.target_vocabulary.save(vocab_dir / "target_vocabulary.txt")
+    translator = Translator(cfg, model)
+    test_sources, test_targets = (list(c) for c in zip(*data.pairs["test"]))
+    references = _tokens(test_targets)
+    results, samples = {}, {}
+    for name, k in (("greedy", 1), (f"beam_{cfg.beam_width}", cfg.beam_width)):
+        decode = tf.function(functools.partial(translator, beam_width=k))
+        texts = [t.decode() for start in range(0, len(test_sources), 256)
+                 for t in decode(tf.constant(test_sources[start : start + 256]))["translation"].numpy()]
+        results[name] = _scores([t.split() for t in texts], references)
+        samples[name] = texts[:SAMPLES]
+    train_sources, train_targets = (list(c) for c in zip(*data.pairs["train"][:RETRIEVAL_LIMIT]))
+    train_target_tokens = _tokens(train_targets)
+    source_tokens = _tokens(test_sources)
+    counts = collections.Counter(" ".join(t) for t in train_target_tokens)
+    most_frequent = counts.most_common(1)[0][0].split()
+    baselines = {
+        "copy_source": _scores(source_tokens, references),
+        "most_frequent_target": {**_scores([most_frequent] * len(references), references), "target": " ".join(most_frequent)},
+        "nearest_source": _scores(nearest_source_targets(_tokens(train_sources), train_target_tokens, source_tokens), references),
+    }
+    return {
+        "bleu_k": BLEU_K,
+        "test_pairs": len(references),
+        **results,
+        "baselines": baselines,
+        "samples": [
+            {"source": s, "reference": r, **{name: samples[name][i] for name in samples}}
+            for i, (s, r) in enumerate(zip(test_sources[:SAMPLES], test_targets[:SAMPLES]))
+        ],
+        "beam_width": cfg.beam_width,
+        "length_penalty": f"{cfg.length_penalty}, alpha={cfg.alpha}",
+    }
+
+
+def _register(name: str, attention: bool, config: type[Seq2SeqConfig], description: str) -> Recipe:
+    return register(
+        Recipe(
+            name=name,
+            description=description,
+            config=config,
+            datasets=datasets,
+            model=_model_builder(attention, name),
+            compile_args=compile_args,
+            serving=serving,
+            report=report,
+        )
+    )
+
+
+SEQ2SEQ = _register("seq2seq", False, Seq2SeqGruConfig,
+                    "GRU encoder-decoder translation, beam search in the served graph (notes-002-part2 §40-43)")
+SEQ2SEQ_ATTENTION = _register("seq2seq_attention", True, Seq2SeqAttentionConfig,
+                              "GRU encoder-decoder with Bahdanau attention, beam search served (notes-002-part2 §45-46)")
