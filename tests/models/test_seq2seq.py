@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfmodels.models.seq2seq import build_seq2seq, translate
+from tfmodels.models import beam_search
+from tfmodels.models.seq2seq import build_seq2seq, decoder_step
 
 BOS, EOS = 2, 3
 SOURCE = tf.constant([[4, 5, 6, 7, 0, 0], [8, 9, 0, 0, 0, 0]])
@@ -86,38 +87,36 @@ def test_masked_loss_ignores_padding_positions():
     assert float(loss(labels, logits)) == pytest.approx(per_token[labels != 0].mean(), rel=1e-5)
 
 
-@pytest.mark.parametrize("attention", [False, True])
-def test_one_batch_overfits_and_greedy_decoding_then_reproduces_it(attention, train_on_one_batch):
+@pytest.mark.parametrize("attention", [pytest.param(False, marks=pytest.mark.slow), True])
+def test_one_batch_overfits_and_greedy_decoding_then_reproduces_it(attention):
     """Teacher forcing on one batch, then greedy decoding (no target given) writes the targets."""
     targets = [[5, 6, 7, EOS], [8, 9, EOS, 0]]
     decoder_input = tf.constant([[BOS, 5, 6, 7], [BOS, 8, 9, EOS]])
     source = tf.constant([[4, 5, 6, 0], [7, 8, 0, 0]])
     model = build_seq2seq(10, 10, 8, 16, num_layers=1, dropout=0.0, attention=attention)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
-    model.compile(keras.optimizers.Adam(0.03), loss)
+    model.compile(keras.optimizers.Adam(0.03), loss, jit_compile=False)  # XLA would compile longer than it trains
     x, y = inputs(source, decoder_input), tf.constant(targets)
     initial = float(loss(y, model(x)))
     for _ in range(60):
         model.train_on_batch(x, y)
     assert float(loss(y, model(x))) < 0.05 * initial
-    out = translate(model, source, max_length=4, bos_id=BOS, eos_id=EOS)
+    out = beam_search.translate(decoder_step, model, source, max_length=4, bos_id=BOS, eos_id=EOS)
     assert out["ids"].numpy().tolist() == targets and out["lengths"].numpy().tolist() == [4, 3]
 
 
 @pytest.mark.parametrize("attention", [False, True])
-def test_greedy_translate_equals_a_python_argmax_loop_and_beam_scores_no_worse(attention):
+def test_greedy_translate_takes_the_argmax_at_every_step_and_beam_scores_no_worse(attention):
     model = build_seq2seq(12, 11, 8, 16, attention=attention)
-    out = translate(model, SOURCE, max_length=5, bos_id=BOS, eos_id=EOS)
+    out = beam_search.translate(decoder_step, model, SOURCE, max_length=5, bos_id=BOS, eos_id=EOS)
+    # One teacher-forced call on <bos> + the greedy output: the argmax at every position (never
+    # <pad> or <bos>) must be the token greedy decoding wrote next.
+    ids, lengths = out["ids"].numpy(), out["lengths"].numpy()
+    logits = model(inputs(SOURCE, tf.constant(np.concatenate([np.full([2, 1], BOS), ids[:, :-1]], axis=1)))).numpy()
+    logits[:, :, [0, BOS]] = -np.inf
     for row in range(2):
-        prefix = [BOS]
-        for _ in range(5):
-            logits = model(inputs(SOURCE[row : row + 1], tf.constant([prefix])))[0, -1].numpy()
-            logits[[0, BOS]] = -np.inf  # decoding never writes <pad> or <bos>
-            prefix.append(int(np.argmax(logits)))
-            if prefix[-1] == EOS:
-                break
-        assert out["ids"].numpy()[row, : len(prefix) - 1].tolist() == prefix[1:]
-    beam = tf.function(lambda s: translate(model, s, 5, BOS, EOS, beam_width=4))(SOURCE)
+        assert np.argmax(logits[row], axis=-1)[: lengths[row]].tolist() == ids[row, : lengths[row]].tolist()
+    beam = beam_search.translate(decoder_step, model, SOURCE, 5, BOS, EOS, beam_width=4)
     both_finished = (out["lengths"] < 5) & (beam["lengths"] < 5)  # a cut-off greedy row scores by another rule
     assert (beam["score"].numpy()[both_finished.numpy()] >= out["score"].numpy()[both_finished.numpy()] - 1e-5).all()
 

@@ -48,6 +48,8 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from tfmodels.models.generation import next_token
+
 LENGTH_PENALTIES = ("notes", "gnmt", "average")
 
 
@@ -202,3 +204,96 @@ def beam_search(
         "log_prob": tf.where(has_finished, best["log_prob"], cut_log_prob),
         "score": tf.where(has_finished, best["score"], penalised(cut_log_prob, m)),
     }
+
+
+def sample(
+    step_fn: Callable[[tf.Tensor, Any], tuple[tf.Tensor, Any]],
+    initial_state: Any,
+    batch_size,
+    max_length: int,
+    bos_id: int,
+    eos_id: int,
+    temperature,
+    seed,
+    pad_id: int = 0,
+) -> dict[str, tf.Tensor]:
+    """Temperature-softmax sampling (notes-001 §1, seed 001 L7): each token drawn from ``softmax(logits / T)``.
+
+    T = 0 puts all weight on the maximum (greedy search); large T flattens the distribution. The
+    draws are stateless (:func:`tfmodels.models.generation.next_token`, step ``t`` seeded by
+    ``(seed, t)``), so the same request gives the same answer. A row stops at ``<eos>``.
+
+    Args:
+        step_fn, initial_state: as for :func:`beam_search` with k = 1 (first axis ``B``).
+        batch_size: ``B``.
+        max_length: the most tokens per row, ``<eos>`` included.
+        bos_id, eos_id, pad_id: as for :func:`beam_search`.
+        temperature: float scalar ≥ 0.
+        seed: int scalar.
+
+    Returns:
+        ``ids`` int32 ``[B, max_length]``, ``lengths`` int32 ``[B]`` and ``log_prob`` float32 ``[B]``
+        (the model's log-probability of the drawn tokens, at temperature 1).
+    """
+    batch = tf.cast(batch_size, tf.int32)
+    temperature = tf.fill([batch], tf.cast(temperature, tf.float32))
+    seed = tf.cast(seed, tf.int64)
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.math.is_finite(temperature) & (temperature >= 0)), ["temperature must be a finite number >= 0"]
+    )
+
+    def body(t, tokens, state, ids, lengths, log_prob, finished):
+        logits, state = step_fn(tokens, state)
+        never = tf.reduce_any(tf.range(tf.shape(logits)[1])[:, None] == tf.constant([pad_id, bos_id]), axis=1)
+        log_p = tf.where(never, float("-inf"), tf.nn.log_softmax(tf.cast(logits, tf.float32)))
+        token = next_token(log_p, temperature, tf.stack([seed, tf.cast(t, tf.int64)]))
+        token = tf.where(finished, pad_id, token)
+        ids += tf.one_hot(t, max_length, dtype=tf.int32) * token[:, None]
+        log_prob += tf.where(finished, 0.0, tf.gather(log_p, token, batch_dims=1))
+        lengths += tf.cast(~finished, tf.int32)
+        return t + 1, token, state, ids, lengths, log_prob, finished | (token == eos_id)
+
+    with tf.control_dependencies([check]):
+        start = tf.fill([batch], bos_id)
+    _, _, _, ids, lengths, log_prob, _ = tf.while_loop(
+        lambda t, tokens, state, ids, lengths, log_prob, finished: (t < max_length) & ~tf.reduce_all(finished),
+        body,
+        (tf.constant(0), start, initial_state, tf.fill([batch, max_length], pad_id), tf.zeros([batch], tf.int32),
+         tf.zeros([batch]), tf.zeros([batch], tf.bool)),
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None]),
+                          tf.nest.map_structure(lambda s: tf.TensorShape([None, *s.shape[1:]]), initial_state),
+                          tf.TensorShape([None, max_length]), tf.TensorShape([None]), tf.TensorShape([None]), tf.TensorShape([None])),
+    )
+    return {"ids": ids, "lengths": lengths, "log_prob": log_prob}
+
+
+def translate(
+    decoder_step: Callable,
+    model,
+    source_ids,
+    max_length: int,
+    bos_id: int,
+    eos_id: int,
+    beam_width: int = 1,
+    alpha: float = 0.75,
+    penalty: str = "notes",
+) -> dict[str, tf.Tensor]:
+    """Decodes source ids with an encoder–decoder model: greedy (``beam_width=1``) or beam search (§43).
+
+    Args:
+        decoder_step: the model family's ``decoder_step(model, source_ids, max_length, copies) ->
+            (step_fn, initial_state)`` (:func:`tfmodels.models.seq2seq.decoder_step`,
+            :func:`tfmodels.models.transformer.decoder_step`).
+        model: the trained model.
+        source_ids: ``[B, S]`` int ids, padded with 0.
+        max_length: the most target tokens, ``<eos>`` included.
+        bos_id, eos_id: the target vocabulary's start and end tokens.
+        beam_width: k (1 = greedy).
+        alpha, penalty: the length penalty (:func:`length_penalty`).
+
+    Returns:
+        :func:`beam_search`'s ``ids``, ``lengths``, ``log_prob`` and ``score``.
+    """
+    source_ids = tf.cast(source_ids, tf.int32)
+    step, state = decoder_step(model, source_ids, max_length, beam_width)
+    return beam_search(step, state, tf.shape(source_ids)[0], beam_width, max_length, bos_id, eos_id, alpha=alpha, penalty=penalty)

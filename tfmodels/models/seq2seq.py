@@ -34,7 +34,6 @@ import keras
 import tensorflow as tf
 
 from tfmodels.layers.additive_attention import AdditiveAttention
-from tfmodels.models.beam_search import beam_search
 
 
 @keras.saving.register_keras_serializable(package="tfmodels")
@@ -214,7 +213,7 @@ def build_seq2seq(
 
     Defaults are d2l's (paper default, [REF d2l] §41/§46): embedding 32, hidden 32, 2 layers,
     dropout 0.1. The layers named ``encoder`` (:class:`Seq2SeqEncoder`) and ``decoder``
-    (:class:`Seq2SeqDecoder`) are the pieces :func:`translate` decodes with.
+    (:class:`Seq2SeqDecoder`) are the pieces :func:`decoder_step` decodes with.
 
     Args:
         source_vocab_size: source vocabulary size (id 0 = ``<pad>``, masked).
@@ -240,38 +239,28 @@ def build_seq2seq(
     return keras.Model({"source_ids": source_ids, "decoder_input_ids": decoder_input_ids}, logits, name=name)
 
 
-def translate(
-    model: keras.Model,
-    source_ids,
-    max_length: int,
-    bos_id: int,
-    eos_id: int,
-    beam_width: int = 1,
-    alpha: float = 0.75,
-    penalty: str = "notes",
-) -> dict[str, tf.Tensor]:
-    """Decodes source ids with a :func:`build_seq2seq` model: greedy (``beam_width=1``) or beam search (§43).
+def decoder_step(model: keras.Model, source_ids: tf.Tensor, max_length: int, copies: int = 1):
+    """``(step_fn, initial_state)`` for the decoding loops of :mod:`tfmodels.models.beam_search`.
 
     Args:
-        model: a :func:`build_seq2seq` model (its ``encoder`` and ``decoder`` layers are used).
-        source_ids: ``[B, S]`` int ids, padded with 0.
-        max_length: the most target tokens, ``<eos>`` included.
-        bos_id, eos_id: the target vocabulary's start and end tokens.
-        beam_width: k (1 = greedy).
-        alpha, penalty: the length penalty (:func:`tfmodels.models.beam_search.length_penalty`).
+        model: a :func:`build_seq2seq` model.
+        source_ids: ``[B, S]`` int32.
+        max_length: the decoding length; the GRU state does not depend on it (the argument keeps
+            one signature with :func:`tfmodels.models.transformer.decoder_step`).
+        copies: each row repeated this many times (the beam width).
 
     Returns:
-        :func:`tfmodels.models.beam_search.beam_search`'s ``ids``, ``lengths``, ``log_prob``, ``score``.
+        ``step(tokens [N], states [N, L, h]) -> (logits [N, V], states)`` and the encoder's final
+        states, ``N = B · copies``.
     """
-    source_ids = tf.cast(source_ids, tf.int32)
+    del max_length
     encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
     outputs, states = encoder(source_ids, training=False)
     memory, memory_mask = decoder.memory(outputs, states, source_ids != 0)
-    memory, memory_mask, states = (tf.repeat(t, beam_width, axis=0) for t in (memory, memory_mask, states))
+    memory, memory_mask, states = (tf.repeat(t, copies, axis=0) for t in (memory, memory_mask, states))
 
     def step(tokens, states):
         logits, states, _ = decoder.step(tokens, states, memory, memory_mask)
         return logits, states
 
-    return beam_search(step, states, tf.shape(source_ids)[0], beam_width, max_length, bos_id, eos_id,
-                       alpha=alpha, penalty=penalty)
+    return step, states

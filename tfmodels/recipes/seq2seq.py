@@ -1,9 +1,11 @@
-"""Machine translation with GRU encoder–decoders: ``seq2seq`` and ``seq2seq_attention``.
+"""Machine translation: ``seq2seq``, ``seq2seq_attention`` (GRU encoder–decoders) and ``transformer_mt``.
 
 Specs: notes-002-part2.md §40–§41 (seed 002 L3337–3433: encoder–decoder, seq2seq, teacher
 forcing, ``<bos>``/``<eos>``), §42 (L3435–3462: BLEU), §43 (L3464–3526: greedy and beam search,
-the length penalty), §45–§46 (L3614–3659: masked softmax, Bahdanau attention); notes-001.md §8–§9.
-Models: :func:`tfmodels.models.seq2seq.build_seq2seq` (``attention=False`` / ``True``).
+the length penalty), §45–§46 (L3614–3659: masked softmax, Bahdanau attention), §48–§53
+(L3687–3836: the Transformer); notes-001.md §1 (temperature softmax), §8–§9. Models:
+:func:`tfmodels.models.seq2seq.build_seq2seq` (``attention=False`` / ``True``) and
+:func:`tfmodels.models.transformer.build_transformer`.
 
 Data (``DATA=embedded``, offline): English number words → digits, 0–9999
 (:mod:`pipelines.text.translation`; ``"three thousand and five" → "3 0 0 5"``), split 80 / 10 / 10 %
@@ -37,8 +39,11 @@ Serving (core TensorFlow only; both vocabularies travel in the graph):
   4, notes-001 §9's tiny config; the notes recommend 3–10) and the length penalty
   ``length_penalty`` / ``alpha`` (default the notes' ``score / (5 + L)^0.75``).
 * ``greedy`` — the same with k = 1 (greedy search, §43).
+* ``sample`` — temperature-softmax sampling (notes-001 §1): also ``temperature`` float32 scalar
+  (0 = greedy; larger = more varied) and ``seed`` int64 scalar (the same request and seed give
+  the same translation); ``score`` is then the log-probability.
 
-Both take ``source`` string [B] and return ``translation`` string [B] (target tokens joined with
+All take ``source`` string [B] and return ``translation`` string [B] (target tokens joined with
 spaces, ``<eos>`` and padding dropped), ``translation_ids`` int32 [B, num_steps] (with ``<eos>``
 and ``<pad>``), ``translation_length`` int32 [B] (tokens, ``<eos>`` included), ``score`` float32
 [B] (the length-penalised log-probability that picked it), ``log_probability`` float32 [B] and
@@ -51,11 +56,13 @@ score 0 instead of decoding from an empty encoding. The decoder writes at most `
 tokens; a translation cut off there has no ``<eos>`` (``translation_length == num_steps`` and the
 last id is not ``<eos>``).
 
-Presets: ``tiny`` (tests, seconds: the first 600 pairs, small widths), ``default`` (d2l's widths,
-Adam with a cosine decay, all 8,000 training pairs; trains on 2 CPU cores in a few minutes —
-measured results in the report) and ``paper`` (d2l's [REF d2l] §41/§46 settings: embedding 32,
-hidden 32, 2 layers, dropout 0.1, batch 64, num_steps 10, Adam 0.005, θ = 1, 300 epochs for
-seq2seq and 250 with attention).
+Presets: ``tiny`` (tests: the first 600 pairs, small widths, 2 epochs), ``default`` (d2l's widths,
+Adam with a cosine decay, all 9,681 training pairs, 20 epochs; about 9–12 minutes on 2 shared CPU
+cores) and ``paper``: for the GRU models d2l's [REF d2l] §41/§46 settings (embedding 32, hidden 32,
+2 layers, dropout 0.1, batch 64, num_steps 10, Adam 0.005, θ = 1, 300 epochs for seq2seq and 250
+with attention); for ``transformer_mt`` Transformer-base (d_model 512, 8 heads, FFN 2048, 6 + 6
+layers, dropout 0.1; paper default) — its ``default`` is d2l's small translator (32, 4 heads, FFN
+64, 2 + 2 layers, [REF d2l] §53) with Adam 0.001.
 """
 
 from __future__ import annotations
@@ -75,8 +82,11 @@ from pipelines.text.vocabulary import BOS_ID, EOS_ID, PAD_ID, string_lookup
 from tfmodels.config import ConfigError, TrainConfig
 from tfmodels.export.signatures import Endpoint, Serving
 from tfmodels.metrics.bleu import bleu, corpus_bleu
-from tfmodels.models.beam_search import LENGTH_PENALTIES
-from tfmodels.models.seq2seq import build_seq2seq, translate
+from tfmodels.models import seq2seq as seq2seq_model
+from tfmodels.models import transformer
+from tfmodels.models.beam_search import LENGTH_PENALTIES, sample, translate
+from tfmodels.models.seq2seq import build_seq2seq
+from tfmodels.models.transformer import build_transformer
 from tfmodels.registry import Recipe, register
 
 BLEU_K = 2  # d2l evaluates its translations with k = 2 (§41 [REF d2l]); the notes' example too
@@ -85,14 +95,10 @@ SAMPLES = 8
 
 
 @dataclasses.dataclass
-class Seq2SeqConfig(TrainConfig):
-    """GRU encoder–decoder config (attention comes from the MODEL name).
+class TranslationConfig(TrainConfig):
+    """What every translation recipe shares: data, lengths and decoding.
 
     Args:
-        embedding_dim: embedding width of source and target ([REF d2l] 32).
-        hidden_units: GRU width ([REF d2l] 32).
-        num_layers: stacked GRUs on each side ([REF d2l] 2).
-        dropout: between GRU layers and on attention weights ([REF d2l] 0.1).
         num_steps: source and target length in tokens, ``<eos>`` included ([REF d2l] 10); also
             the most tokens a translation may have and the source truncation length.
         min_freq: training tokens seen fewer times map to ``<unk>`` ([REF d2l] 2 on fra.txt).
@@ -103,10 +109,6 @@ class Seq2SeqConfig(TrainConfig):
             (``/L^α``, notes-002 §43); see :mod:`tfmodels.models.beam_search`.
     """
 
-    embedding_dim: int = 32
-    hidden_units: int = 32
-    num_layers: int = 2
-    dropout: float = 0.1
     num_steps: int = 10
     min_freq: int = 0
     num_examples: int = 0
@@ -115,15 +117,31 @@ class Seq2SeqConfig(TrainConfig):
     length_penalty: str = "notes"
     learning_rate: float = 0.005
     clip_global_norm: float = 1.0
-    monitor: str = "val_loss"
 
     CHOICES: ClassVar[Mapping[str, tuple[str, ...]]] = {**TrainConfig.CHOICES, "length_penalty": LENGTH_PENALTIES}
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.num_steps < 2 or self.beam_width < 1 or self.hidden_units < 1 or self.num_layers < 1:
-            raise ConfigError("num_steps must be >= 2; beam_width, hidden_units and num_layers >= 1")
+        if self.num_steps < 2 or self.beam_width < 1:
+            raise ConfigError("num_steps must be >= 2 and beam_width >= 1")
+
+
+@dataclasses.dataclass
+class Seq2SeqConfig(TranslationConfig):
+    """GRU encoder–decoder config (attention comes from the MODEL name).
+
+    Args:
+        embedding_dim: embedding width of source and target ([REF d2l] 32).
+        hidden_units: GRU width ([REF d2l] 32).
+        num_layers: stacked GRUs on each side ([REF d2l] 2).
+        dropout: between GRU layers and on attention weights ([REF d2l] 0.1).
+    """
+
+    embedding_dim: int = 32
+    hidden_units: int = 32
+    num_layers: int = 2
+    dropout: float = 0.1
 
 
 def _presets(paper_epochs: int) -> dict[str, dict[str, Any]]:
@@ -148,16 +166,47 @@ class Seq2SeqAttentionConfig(Seq2SeqConfig):
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = _presets(250)
 
 
-def task(cfg: Seq2SeqConfig) -> translation.TranslationData:
+@dataclasses.dataclass
+class TransformerMtConfig(TranslationConfig):
+    """``transformer_mt``: the encoder–decoder Transformer (§48–§53).
+
+    Args:
+        d_model: model width ([REF d2l] 32; Transformer-base 512).
+        num_heads: attention heads ([REF d2l] 4; base 8).
+        ffn_dim: position-wise FFN width ([REF d2l] 64; base 2048).
+        num_layers: blocks on each side ([REF d2l] 2; base 6).
+        dropout: everywhere ([REF d2l] and base 0.1).
+    """
+
+    d_model: int = 32
+    num_heads: int = 4
+    ffn_dim: int = 64
+    num_layers: int = 2
+    dropout: float = 0.1
+
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "tiny": {"epochs": 2, "num_examples": 600, "d_model": 16, "num_heads": 2, "ffn_dim": 32, "num_layers": 1, "verbose": 0},
+        "default": {"epochs": 20, "lr_schedule": "cosine", "learning_rate": 0.001, "verbose": 2},
+        # Transformer-base (Vaswani et al. 2017, paper default); d2l trains its small one 200 epochs.
+        "paper": {"d_model": 512, "num_heads": 8, "ffn_dim": 2048, "num_layers": 6, "dropout": 0.1, "epochs": 200},
+    }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.d_model % self.num_heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be a multiple of num_heads ({self.num_heads})")
+
+
+def task(cfg: TranslationConfig) -> translation.TranslationData:
     """The config's translation pairs and vocabularies (loaded once per process per data setting)."""
     return translation.load(cfg.data, cfg.min_freq, cfg.seed, cfg.num_examples)
 
 
-def datasets(cfg: Seq2SeqConfig):
+def datasets(cfg: TranslationConfig):
     return task(cfg).splits(cfg.num_steps)
 
 
-def _model_builder(attention: bool, name: str):
+def _seq2seq_builder(attention: bool, name: str):
     def model(cfg: Seq2SeqConfig) -> keras.Model:
         data = task(cfg)
         return build_seq2seq(
@@ -168,6 +217,14 @@ def _model_builder(attention: bool, name: str):
     return model
 
 
+def transformer_model(cfg: TransformerMtConfig) -> keras.Model:
+    data = task(cfg)
+    return build_transformer(
+        data.source_vocabulary.size, data.target_vocabulary.size, cfg.d_model, cfg.num_heads, cfg.ffn_dim,
+        cfg.num_layers, cfg.dropout, max_length=max(cfg.num_steps, 16), name="transformer_mt",
+    )
+
+
 def token_accuracy(labels, logits):
     """Per sentence: the share of its real (non-``<pad>``) label tokens predicted correctly."""
     labels = tf.cast(labels, tf.int32)
@@ -176,11 +233,14 @@ def token_accuracy(labels, logits):
     return tf.math.divide_no_nan(tf.reduce_sum(correct, axis=-1), tf.reduce_sum(real, axis=-1))
 
 
-def compile_args(cfg: Seq2SeqConfig) -> dict:
+def compile_args(cfg: TranslationConfig) -> dict:
     return {
         "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID),
         "metrics": [keras.metrics.MeanMetricWrapper(token_accuracy, name="token_accuracy")],
     }
+
+
+DECODER_STEPS = {"seq2seq": seq2seq_model.decoder_step, "transformer_mt": transformer.decoder_step}
 
 
 class Translator:
@@ -188,10 +248,11 @@ class Translator:
 
     Args:
         cfg: the run's config (lengths, beam width, length penalty).
-        model: a :func:`build_seq2seq` model trained on ``cfg``'s data.
+        model: a :func:`~tfmodels.models.seq2seq.build_seq2seq` or
+            :func:`~tfmodels.models.transformer.build_transformer` model trained on ``cfg``'s data.
     """
 
-    def __init__(self, cfg: Seq2SeqConfig, model: keras.Model):
+    def __init__(self, cfg: TranslationConfig, model: keras.Model):
         data = task(cfg)
         sizes = (model.get_layer("encoder").vocab_size, model.output_shape[-1])
         if sizes != (data.source_vocabulary.size, data.target_vocabulary.size):
@@ -201,23 +262,32 @@ class Translator:
                 f"{data.source_vocabulary.size} and {data.target_vocabulary.size}: export with the training run's settings"
             )
         self.cfg, self.model = cfg, model
+        self.decoder_step = DECODER_STEPS["transformer_mt" if isinstance(cfg, TransformerMtConfig) else "seq2seq"]
         self.source_lookup = string_lookup(data.source_vocabulary.tokens, name="source_lookup")
         self.target_tokens = tf.constant(data.target_vocabulary.tokens)
 
-    def ids(self, source_ids: tf.Tensor, beam_width: int) -> dict[str, tf.Tensor]:
-        """Decodes ``[B, num_steps]`` source ids (greedy for ``beam_width=1``)."""
+    def search(self, source_ids: tf.Tensor, beam_width: int) -> dict[str, tf.Tensor]:
+        """Beam search over ``[B, num_steps]`` source ids (greedy for ``beam_width=1``)."""
         cfg = self.cfg
-        return translate(self.model, source_ids, cfg.num_steps, BOS_ID, EOS_ID, beam_width, cfg.alpha, cfg.length_penalty)
+        return translate(self.decoder_step, self.model, source_ids, cfg.num_steps, BOS_ID, EOS_ID, beam_width,
+                         cfg.alpha, cfg.length_penalty)
+
+    def sample(self, source_ids: tf.Tensor, temperature, seed) -> dict[str, tf.Tensor]:
+        """Temperature sampling (notes-001 §1) over ``[B, num_steps]`` source ids; ``score`` = ``log_prob``."""
+        step, state = self.decoder_step(self.model, source_ids, self.cfg.num_steps)
+        out = sample(step, state, tf.shape(source_ids)[0], self.cfg.num_steps, BOS_ID, EOS_ID, temperature, seed)
+        return {**out, "score": out["log_prob"]}
 
     def text(self, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
         """``[B, N]`` target ids → ``[B]`` strings: the tokens before ``<eos>``, joined with spaces."""
         keep = (tf.range(tf.shape(ids)[1])[None, :] < lengths[:, None]) & (ids != EOS_ID) & (ids != PAD_ID)
         return tf.strings.reduce_join(tf.ragged.boolean_mask(tf.gather(self.target_tokens, ids), keep), axis=1, separator=" ")
 
-    def __call__(self, source: tf.Tensor, beam_width: int) -> dict[str, tf.Tensor]:
+    def __call__(self, source: tf.Tensor, beam_width: int = 1, temperature=None, seed=None) -> dict[str, tf.Tensor]:
+        """Translates ``[B]`` strings: beam search of ``beam_width``, or sampling when ``temperature`` is given."""
         tokens = translation.tokenize(source)
         source_ids = translation.pad_ids(self.source_lookup(tokens), self.cfg.num_steps)
-        out = self.ids(source_ids, beam_width)
+        out = self.search(source_ids, beam_width) if temperature is None else self.sample(source_ids, temperature, seed)
         empty = tokens.row_lengths() == 0  # nothing to translate: an empty answer, not a decoding of nothing
         lengths = tf.where(empty, 0, out["lengths"])
         ids = tf.where(empty[:, None], PAD_ID, out["ids"])
@@ -235,22 +305,28 @@ OUTPUTS = {
     "translation": "string [B]: the target tokens joined with spaces (<eos> and padding dropped)",
     "translation_ids": "int32 [B, num_steps]: the target ids, <eos> included, then <pad>",
     "translation_length": "int32 [B]: target tokens including <eos> (num_steps when cut off; 0 for an empty source)",
-    "score": "float32 [B]: log-probability / length penalty, the beam's final score",
+    "score": "float32 [B]: log-probability / length penalty, the beam's final score (sample: the log-probability)",
     "log_probability": "float32 [B]: natural-log probability of the translation",
     "source_tokens": "int32 [B]: source tokens after normalisation, before truncation to num_steps",
 }
 
 
-def serving(cfg: Seq2SeqConfig, model: keras.Model) -> Serving:
+def serving(cfg: TranslationConfig, model: keras.Model) -> Serving:
     translator = Translator(cfg, model)
     # The export tracks the model's objects only: as an attribute, the lookup table is saved with it.
     model.source_lookup = translator.source_lookup
     spec = {"source": tf.TensorSpec([None], tf.string)}
     example = {"source": np.array([translation.number_words(342).encode(), b"", b"seven zyzzyva"], object)}
+    sample_spec = {**spec, "temperature": tf.TensorSpec([], tf.float32), "seed": tf.TensorSpec([], tf.int64)}
+    sample_example = {**example, "temperature": np.float32(0.8), "seed": np.int64(7)}
     return Serving(
         {
             "serving_default": Endpoint(lambda source: translator(source, cfg.beam_width), spec, example, OUTPUTS),
             "greedy": Endpoint(lambda source: translator(source, 1), spec, example, OUTPUTS),
+            "sample": Endpoint(
+                lambda source, temperature, seed: translator(source, temperature=temperature, seed=seed),
+                sample_spec, sample_example, OUTPUTS,
+            ),
         }
     )
 
@@ -284,7 +360,7 @@ def nearest_source_targets(train_sources, train_targets, test_sources) -> list[l
     return [train_targets[i] for i in best]
 
 
-def report(cfg: Seq2SeqConfig, model: keras.Model, splits, run_dir) -> dict:
+def report(cfg: TranslationConfig, model: keras.Model, splits, run_dir) -> dict:
     data = task(cfg)
     vocab_dir = Path(run_dir)
     data.source_vocabulary.save(vocab_dir / "source_vocabulary.txt")
@@ -323,14 +399,14 @@ def report(cfg: Seq2SeqConfig, model: keras.Model, splits, run_dir) -> dict:
     }
 
 
-def _register(name: str, attention: bool, config: type[Seq2SeqConfig], description: str) -> Recipe:
+def _register(name: str, config: type[TranslationConfig], model, description: str) -> Recipe:
     return register(
         Recipe(
             name=name,
             description=description,
             config=config,
             datasets=datasets,
-            model=_model_builder(attention, name),
+            model=model,
             compile_args=compile_args,
             serving=serving,
             report=report,
@@ -338,7 +414,9 @@ def _register(name: str, attention: bool, config: type[Seq2SeqConfig], descripti
     )
 
 
-SEQ2SEQ = _register("seq2seq", False, Seq2SeqGruConfig,
+SEQ2SEQ = _register("seq2seq", Seq2SeqGruConfig, _seq2seq_builder(False, "seq2seq"),
                     "GRU encoder-decoder translation, beam search in the served graph (notes-002-part2 §40-43)")
-SEQ2SEQ_ATTENTION = _register("seq2seq_attention", True, Seq2SeqAttentionConfig,
+SEQ2SEQ_ATTENTION = _register("seq2seq_attention", Seq2SeqAttentionConfig, _seq2seq_builder(True, "seq2seq_attention"),
                               "GRU encoder-decoder with Bahdanau attention, beam search served (notes-002-part2 §45-46)")
+TRANSFORMER_MT = _register("transformer_mt", TransformerMtConfig, transformer_model,
+                           "encoder-decoder Transformer translation, beam search and sampling served (notes-002-part2 §48-53)")

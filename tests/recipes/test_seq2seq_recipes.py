@@ -1,4 +1,4 @@
-"""seq2seq and seq2seq_attention recipes (notes-002-part2 §40–§46): training, report, translate serving."""
+"""seq2seq, seq2seq_attention and transformer_mt recipes (notes-002-part2 §40–§53): training, report, translate serving."""
 
 import numpy as np
 import pytest
@@ -38,16 +38,20 @@ def check_run(run):
     assert Vocabulary.load(run.run_dir / "target_vocabulary.txt").size == 14
 
 
+SIGNATURES = ["greedy", "sample", "serving_default"]
+
+
 def test_attention_model_trains_reports_and_its_export_verifies_with_stock_tensorflow(attention_run):
     check_run(attention_run)
-    assert tfmodels.verify_export(attention_run.export_path)["signatures"] == ["greedy", "serving_default"]
+    assert tfmodels.verify_export(attention_run.export_path)["signatures"] == SIGNATURES
 
 
 @pytest.mark.slow
-def test_seq2seq_without_attention_trains_and_exports(tmp_path):
-    run = train_tiny("seq2seq", tmp_path)
+@pytest.mark.parametrize("name", ["seq2seq", "transformer_mt"])
+def test_the_other_models_train_and_export(tmp_path, name):
+    run = train_tiny(name, tmp_path)
     check_run(run)
-    assert tfmodels.verify_export(run.export_path)["signatures"] == ["greedy", "serving_default"]
+    assert tfmodels.verify_export(run.export_path)["signatures"] == SIGNATURES
 
 
 def test_translate_answers_raw_strings_including_empty_unknown_and_overlong(signatures):
@@ -60,6 +64,25 @@ def test_translate_answers_raw_strings_including_empty_unknown_and_overlong(sign
         assert (out["translation_ids"][1] == PAD_ID).all()
         assert out["translation_ids"].shape == (5, 10)
         assert np.isfinite(out["score"]).all() and (out["log_probability"] <= 0).all()
+
+
+def test_sampling_is_reproducible_per_seed_and_greedy_at_temperature_zero(signatures):
+    sources = tf.constant(["three thousand and five", "forty-two", ""])
+
+    def draw(temperature, seed):
+        out = signatures["sample"](source=sources, temperature=tf.constant(temperature), seed=tf.constant(seed, tf.int64))
+        return {k: v.numpy() for k, v in out.items()}
+
+    greedy = signatures["greedy"](source=sources)
+    cold = draw(0.0, 3)
+    np.testing.assert_array_equal(cold["translation_ids"], greedy["translation_ids"].numpy())
+    np.testing.assert_allclose(cold["log_probability"], greedy["log_probability"].numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(draw(3.0, 5)["translation_ids"], draw(3.0, 5)["translation_ids"])
+    hot = [draw(3.0, seed)["translation_ids"] for seed in range(4)]
+    assert any(not np.array_equal(hot[0], other) for other in hot[1:])
+    assert draw(1.0, 0)["translation"][2] == b""
+    with pytest.raises(tf.errors.InvalidArgumentError, match="temperature must be a finite number >= 0"):
+        draw(-1.0, 0)
 
 
 def test_translation_text_is_the_ids_before_eos(attention_run, signatures):
@@ -90,6 +113,15 @@ def test_over_long_sources_are_truncated_to_num_steps_like_training_examples(att
     a, b = translator(tf.constant([words]), 1), translator(tf.constant([first_ten]), 1)
     np.testing.assert_array_equal(a["translation_ids"].numpy(), b["translation_ids"].numpy())
     assert a["source_tokens"].numpy().tolist() == [12] and b["source_tokens"].numpy().tolist() == [10]
+
+
+def test_transformer_presets_are_d2ls_and_transformer_base():
+    default = resolve(recipe.TransformerMtConfig, "default")
+    assert (default.d_model, default.num_heads, default.ffn_dim, default.num_layers, default.dropout) == (32, 4, 64, 2, 0.1)
+    paper = resolve(recipe.TransformerMtConfig, "paper")
+    assert (paper.d_model, paper.num_heads, paper.ffn_dim, paper.num_layers, paper.dropout) == (512, 8, 2048, 6, 0.1)
+    with pytest.raises(ConfigError, match="multiple of num_heads"):
+        resolve(recipe.TransformerMtConfig, "tiny", {"d_model": 10, "num_heads": 4})
 
 
 def test_presets_datasets_and_paper_settings():
