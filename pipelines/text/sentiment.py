@@ -7,7 +7,10 @@ about what pre-training adds; this task is built so that word counts are not eno
 
 * a **clause** is ``<subject> <verb> [<negation>] <adjective>``: "the parser is not reliable";
   subjects and verbs are Python-documentation words, adjectives are 12 positive and 12 negative
-  ones, the negation ("not", "never", "hardly") appears in half of the clauses;
+  ones, the negation ("not", "never", "hardly") appears in 30% of the clauses (with 50% the label
+  would be independent of every single word — an XOR — and fine-tuning the default encoder stayed
+  at chance, 0.50 after 3 epochs: no word gives a first gradient signal; at 30% an adjective is
+  70% evidence for its polarity, and the negations must still be learned on top);
 * a **sentence** is one clause ("the parser is not reliable."), or two joined so that one is the
   main clause: "<other>, but <main>.", "although <other>, <main>." or "<main>, although <other>."
   (each form with probability 1/4);
@@ -36,6 +39,7 @@ VERBS = ("is", "was", "seems", "remains")
 NEGATIONS = ("not", "never", "hardly")
 POSITIVE = ("useful", "fast", "clear", "simple", "safe", "correct", "reliable", "efficient", "readable", "elegant", "robust", "helpful")
 NEGATIVE = ("slow", "confusing", "broken", "unsafe", "wrong", "useless", "fragile", "awkward", "buggy", "verbose", "clumsy", "painful")
+NEGATION_RATE = 0.3  # below 0.5, so that an adjective alone is evidence (see the module docstring)
 FORMS = ("{main}.", "{other}, but {main}.", "although {other}, {main}.", "{main}, although {other}.")
 CLASS_NAMES = ("negative", "positive")
 
@@ -43,7 +47,7 @@ CLASS_NAMES = ("negative", "positive")
 def _clause(rng: np.random.Generator) -> tuple[str, int]:
     """A random clause and its sentiment (1 positive, 0 negative)."""
     positive = bool(rng.random() < 0.5)
-    negated = bool(rng.random() < 0.5)
+    negated = bool(rng.random() < NEGATION_RATE)
     words = [SUBJECTS[rng.integers(len(SUBJECTS))], VERBS[rng.integers(len(VERBS))]]
     if negated:
         words.append(NEGATIONS[rng.integers(len(NEGATIONS))])

@@ -78,8 +78,8 @@ class BertClassifierConfig(TrainConfig):
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "tiny": {"epochs": 2, "batch_size": 32, "num_examples": 400, "learning_rate": 1e-3, "verbose": 0},
         "default": {
-            "epochs": 5, "batch_size": 32, "optimizer": "adamw", "learning_rate": 2e-4, "weight_decay": 0.01,
-            "lr_schedule": "cosine", "verbose": 2,
+            "epochs": 6, "batch_size": 32, "optimizer": "adamw", "learning_rate": 5e-4, "weight_decay": 0.01,
+            "lr_schedule": "cosine", "warmup_epochs": 1, "verbose": 2,
         },
         # BERT fine-tuning (paper default): batch 32, 3 epochs, the best of 5e-5 / 3e-5 / 2e-5.
         "paper": {"epochs": 3, "batch_size": 32, "optimizer": "adamw", "learning_rate": 5e-5, "weight_decay": 0.01, "lr_schedule": "cosine"},
