@@ -54,7 +54,7 @@ def test_greedy_generation_from_a_raw_string_equals_a_cropped_python_loop(run, s
     for row, text in enumerate(["the value of", ""]):
         sequence = served_ids(cfg, text)
         for _ in range(30):  # 13 + 30 tokens > the context of 16: each step reads the newest 16
-            logits = run.model.predict(np.array([sequence[-cfg.num_steps:]]), verbose=0)[0, -1]
+            logits = run.model(np.array([sequence[-cfg.num_steps:]]), training=False).numpy()[0, -1]
             sequence.append(int(np.argmax(logits)))
         assert answer["continuation_ids"].numpy()[row].tolist() == sequence[-30:]
     tokens = lm.token_corpus(cfg).vocabulary.tokens
