@@ -92,13 +92,12 @@ def bench_train_step(args) -> None:
     inputs = {k: batch[k] for k in ("token_ids", "segment_ids", "padding_mask", "mask_positions")}
     weights = np.ones((args.batch, args.predictions), "float32")
     cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    peak = matmul_peak_gflops()
+    peak_before = matmul_peak_gflops()
     flops = train_step_flops(args.layers, args.hidden, args.ffn, args.vocab, args.batch, args.seq, args.predictions)
     print(
         f"BERT train step: L={args.layers} H={args.hidden} A={args.heads} FFN={args.ffn}, {args.seq} tokens, batch {args.batch}, "
         f"{args.predictions} predictions, vocabulary {args.vocab}; Adam; {args.steps} timed steps after {args.warmup}"
     )
-    print(f"  float32 matmul peak (2048x2048 tf.matmul): {peak:.1f} GFLOP/s; {flops / 1e9:.1f} GFLOP per step")
     rates = {}
     for jit in (False, True):
         keras.utils.set_random_seed(0)
@@ -113,6 +112,10 @@ def bench_train_step(args) -> None:
         backbone = keras_hub.models.BertBackbone(vocabulary_size=args.vocab, max_sequence_length=args.seq, **sizes)
         hub = keras_hub.models.BertMaskedLM(backbone)
         rates["keras-hub", jit] = sequences_per_second(hub, (inputs, batch["mlm_labels"], weights), cross_entropy, jit, args)
+    # On a shared machine one measurement can catch a busy moment: the better of two counts.
+    peak = max(peak_before, matmul_peak_gflops())
+    print(f"  float32 matmul peak (2048x2048 tf.matmul, best before/after): {peak:.1f} GFLOP/s; {flops / 1e9:.1f} GFLOP per step")
+    for jit in (False, True):
         for name in ("keras-hub", "ours"):
             rate = rates[name, jit]
             achieved = rate / args.batch * flops / 1e9

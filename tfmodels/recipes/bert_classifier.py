@@ -32,7 +32,10 @@ Serving (core TensorFlow only): ``serving_default`` takes ``text`` string [B] (r
 length: cut to ``seq_length`` tokens) and returns ``probabilities`` float32 [B, 2] (negative,
 positive), ``class_id`` int32 [B], ``class_name`` string [B] and ``truncated`` bool [B].
 
-Presets: ``tiny`` (tests), ``default`` (a few CPU minutes) and ``paper`` (BERT's fine-tuning
+Presets: ``tiny`` (tests), ``default`` (6 epochs, AdamW 5e-4 with a 1-epoch warm-up and cosine
+decay; measured from the default ``bert_mlm`` run on the shared 2-core machine under load: 13 min
+22 s wall, test accuracy 0.908 against 0.523 majority, 0.602 bag of words and 0.842 bag of words
+and bigrams — see the README) and ``paper`` (BERT's fine-tuning
 settings, paper default: batch 32, Adam 5e-5 with weight decay 0.01, 3 epochs, dropout 0.1).
 """
 
