@@ -16,6 +16,24 @@ from __future__ import annotations
 # ``tfmodels.export`` would otherwise replace the function with the module.
 import tfmodels.export as _export_package  # noqa: F401
 
+
+def _register_keras_objects() -> None:
+    """Imports every layer, model and metric module, so their registered classes are known to Keras.
+
+    ``keras.saving.load_model("model.keras")`` after a plain ``import tfmodels`` then finds every
+    custom class (``OneHot``, ``TiedEmbedding``, ``BertPretrainer``, ...), whichever recipe saved it.
+    """
+    import importlib
+    import pkgutil
+
+    for package_name in ("tfmodels.layers", "tfmodels.models", "tfmodels.metrics"):
+        package = importlib.import_module(package_name)
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package_name}.{module.name}")
+
+
+_register_keras_objects()
+
 __version__ = "0.1.0"
 
 

@@ -60,7 +60,7 @@ class TrainConfig:
         deterministic: make TensorFlow ops deterministic (bitwise-repeatable runs).
         strategy: ``default``, ``mirrored`` or ``multi_worker`` (needs ``TF_CONFIG``).
         mixed_precision: train with the ``mixed_float16`` policy.
-        jit_compile: compile the train step with XLA.
+        jit_compile: compile the train step with XLA (needs ``deterministic=false``).
         shuffle: reshuffle the training data every epoch (seeded by ``seed`` and the epoch).
         shuffle_buffer: shuffle buffer in examples (0 = the whole training set).
         monitor: metric that selects the best checkpoint, e.g. ``val_loss`` or ``val_accuracy``.
@@ -117,6 +117,11 @@ class TrainConfig:
             raise ConfigError("epochs and repeats_per_epoch must be >= 1; batch_size and seed >= 0")
         if not 0 <= self.freeze_epochs <= self.epochs:
             raise ConfigError(f"freeze_epochs must be between 0 and epochs ({self.epochs}), got {self.freeze_epochs}")
+        if self.jit_compile and self.deterministic:
+            raise ConfigError(
+                "jit_compile=true needs deterministic=false: Keras runs without XLA while TensorFlow's op "
+                "determinism is on (not every XLA kernel is deterministic)"
+            )
         if self.warmup_epochs and self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError("warmup_epochs works with the constant and cosine schedules only")
 

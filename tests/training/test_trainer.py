@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import tfmodels
-from tfmodels.training.trainer import TrainingDivergedError
+from tfmodels.config import ConfigError
+from tfmodels.training.trainer import TrainingDivergedError, resolve_config
 
 
 def test_run_directory_holds_everything(mnist_cnn_run):
@@ -115,13 +116,19 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp_path
 def test_mixed_precision_and_xla_are_config_switches(tmp_path):
     result = tfmodels.train(
         "mnist_cnn", preset="tiny", data="sklearn:digits",
-        overrides={"mixed_precision": True, "jit_compile": True},
+        overrides={"mixed_precision": True, "jit_compile": True, "deterministic": False},
         runs_root=tmp_path, export_root=tmp_path / "saved_models",
     )
+    assert result.model.jit_compile  # Keras silently drops XLA while op determinism is on
     assert result.model.get_layer("conv1").dtype_policy.name == "mixed_float16"
     assert result.metrics["test"]["accuracy"] > 0.3
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for later builds
     assert tfmodels.verify_export(result.export_path)["requests_replayed"] == 2
+
+
+def test_xla_with_op_determinism_is_refused_with_the_reason():
+    with pytest.raises(ConfigError, match="jit_compile=true needs deterministic=false"):
+        resolve_config("mnist_cnn", "tiny", overrides={"jit_compile": True})
 
 
 @pytest.mark.parametrize("name", ["titanic_mlp", "logistic_regression"])

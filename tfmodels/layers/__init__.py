@@ -19,6 +19,7 @@ from tfmodels.layers.erfnet import (
     non_bottleneck_block,
     upsampler_block,
 )
+from tfmodels.layers.gpt_block import GptBlock
 from tfmodels.layers.local_response_normalization import LocalResponseNormalization
 from tfmodels.layers.position_embedding import PositionEmbedding
 from tfmodels.layers.preprocessing import CaffePreprocessing, imagenet_standardization, tf_preprocessing

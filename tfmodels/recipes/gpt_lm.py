@@ -63,7 +63,6 @@ import tensorflow as tf
 
 from tfmodels.config import ConfigError, resolve
 from tfmodels.export.signatures import Serving
-from tfmodels.models.generation import generate
 from tfmodels.models.gpt import GPT3_175B, build_gpt_lm, context_window, gpt_parameter_breakdown, temperature_softmax
 from tfmodels.recipes import language_models as lm
 from tfmodels.registry import Recipe, register
@@ -156,27 +155,9 @@ def model(cfg: GptLmConfig) -> keras.Model:
     )
 
 
-def generate_function(net: keras.Model, codec: lm.TextCodec, max_new_tokens: int, max_positions: int):
-    """``serving_default`` as a ``tf.function``: :func:`language_models.generate_function` with each row's context cropped.
-
-    Args:
-        net: the GPT.
-        codec: its vocabulary's text ↔ ids codec.
-        max_new_tokens: the largest ``num_tokens`` a request may ask for.
-        max_positions: the GPT's context; each row reads its newest ``max_positions`` tokens.
-    """
-
-    @tf.function
-    def generate_text(prefix, temperature, num_tokens, seed):
-        check = tf.debugging.assert_less_equal(
-            num_tokens, max_new_tokens, message=f"num_tokens must be at most {max_new_tokens} (max_new_tokens)"
-        )
-        with tf.control_dependencies([check]):
-            ids, lengths = codec.documents(prefix)
-        new = generate(context_window(net, lengths, max_positions), ids, lengths, num_tokens, temperature, seed)
-        return {"continuation": codec.join(new), "continuation_ids": new, "prefix_tokens": lengths - 1}
-
-    return generate_text
+def cropped_context(net: keras.Model, max_positions: int):
+    """The ``context`` of the shared generation: each row reads its newest ``max_positions`` tokens."""
+    return lambda lengths: context_window(net, lengths, max_positions)
 
 
 def bounded_context(net: keras.Model, max_positions: int):
@@ -195,23 +176,10 @@ def bounded_context(net: keras.Model, max_positions: int):
 
 def serving(cfg: GptLmConfig, net: keras.Model) -> Serving:
     """The recurrent models' signatures (inputs, examples, documented outputs) computed for a GPT."""
-    shared = lm.serving(cfg, net)
-    codec = lm.text_codec(cfg, net)
-    net.text_to_ids = codec.text_to_ids  # the export tracks this codec's lookup table
-    generate_endpoint, score_endpoint = shared.endpoints["serving_default"], shared.endpoints["score"]
-    return Serving(
-        {
-            "serving_default": dataclasses.replace(
-                generate_endpoint, fn=generate_function(net, codec, cfg.max_new_tokens, cfg.num_steps)
-            ),
-            "score": dataclasses.replace(
-                score_endpoint,
-                fn=lambda text: lm.score_text(bounded_context(net, cfg.num_steps), codec, text),
-                # A text has at most as many tokens as characters: this example fits the context.
-                example={"text": np.array([cfg.sample_prefix[: cfg.num_steps - 1].encode(), b""], object)},
-            ),
-        }
-    )
+    shared = lm.serving(cfg, net, context=cropped_context(net, cfg.num_steps), score_model=bounded_context(net, cfg.num_steps))
+    # A text has at most as many tokens as characters: this example fits the context.
+    example = {"text": np.array([cfg.sample_prefix[: cfg.num_steps - 1].encode(), b""], object)}
+    return Serving({**shared.endpoints, "score": dataclasses.replace(shared.endpoints["score"], example=example)})
 
 
 def next_token_distributions(net: keras.Model, codec: lm.TextCodec, prefix: str, max_positions: int) -> dict:
@@ -228,17 +196,8 @@ def next_token_distributions(net: keras.Model, codec: lm.TextCodec, prefix: str,
 
 
 def report(cfg: GptLmConfig, net: keras.Model, splits, run_dir) -> dict:
-    # The shared report's samples run the bare model, which cannot read past its context: it
-    # is asked for none here and the samples come from the context-cropping generator instead.
-    result = lm.report(dataclasses.replace(cfg, max_new_tokens=0), net, splits, run_dir)
+    result = lm.report(cfg, net, splits, run_dir, context=cropped_context(net, cfg.num_steps))
     codec = lm.text_codec(cfg, net)
-    generate_text = generate_function(net, codec, cfg.max_new_tokens, cfg.num_steps)
-    length = tf.constant(min(lm.SAMPLE_TOKENS[cfg.level], cfg.max_new_tokens))
-    result["samples"] = {
-        name: generate_text(tf.constant([cfg.sample_prefix]), tf.constant(temperature), length, tf.constant(0, tf.int64))
-        ["continuation"][0].numpy().decode()
-        for name, temperature in (("greedy", 0.0), ("temperature_0.8", 0.8))
-    }
     result["next_token_after_sample_prefix"] = next_token_distributions(net, codec, cfg.sample_prefix, cfg.num_steps)
     result["parameters_by_part"] = parameter_breakdown(cfg, result["vocab_size"])
     return result

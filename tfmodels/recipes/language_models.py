@@ -352,7 +352,7 @@ class TextCodec:
         return tf.strings.reduce_join(tf.gather(tf.constant(self.tokens), ids), axis=1, separator=self.separator)
 
 
-def generate_function(model: keras.Model, codec: TextCodec, max_new_tokens: int):
+def generate_function(model: keras.Model, codec: TextCodec, max_new_tokens: int, context=None):
     """The ``serving_default`` computation as a ``tf.function``: continue each prefix (see the module docstring).
 
     A ``tf.function`` also outside the export: run eagerly, the loop would re-run the Keras
@@ -363,6 +363,9 @@ def generate_function(model: keras.Model, codec: TextCodec, max_new_tokens: int)
         model: the language model.
         codec: its vocabulary's text ↔ ids codec.
         max_new_tokens: the largest ``num_tokens`` a request may ask for.
+        context: for a model with a bounded context (a GPT's position table), a function of the
+            prefix lengths that returns the callable :func:`~tfmodels.models.generation.generate`
+            runs (e.g. :func:`tfmodels.models.gpt.context_window`); ``None`` runs ``model``.
 
     Returns:
         ``fn(prefix [B] string, temperature float32, num_tokens int32, seed int64) -> dict``
@@ -376,7 +379,7 @@ def generate_function(model: keras.Model, codec: TextCodec, max_new_tokens: int)
         )
         with tf.control_dependencies([check]):
             ids, lengths = codec.documents(prefix)
-        new = generate(model, ids, lengths, num_tokens, temperature, seed)
+        new = generate(context(lengths) if context else model, ids, lengths, num_tokens, temperature, seed)
         return {"continuation": codec.join(new), "continuation_ids": new, "prefix_tokens": lengths - 1}
 
     return generate_text
@@ -409,7 +412,16 @@ def text_codec(cfg: LanguageModelConfig, model: keras.Model) -> TextCodec:
     return TextCodec(vocabulary, cfg.level)
 
 
-def serving(cfg: LanguageModelConfig, model: keras.Model) -> Serving:
+def serving(cfg: LanguageModelConfig, model: keras.Model, context=None, score_model=None) -> Serving:
+    """``serving_default`` (generate) and ``score``.
+
+    Args:
+        cfg: the run's config.
+        model: the language model.
+        context: for generation, as in :func:`generate_function`.
+        score_model: the callable ``score`` runs (default ``model``), e.g. one that rejects texts
+            longer than a bounded context.
+    """
     codec = text_codec(cfg, model)
     # The export tracks the model's objects only; as an attribute of the model, the lookup
     # table of the text layer is saved with the SavedModel.
@@ -419,7 +431,7 @@ def serving(cfg: LanguageModelConfig, model: keras.Model) -> Serving:
     return Serving(
         {
             "serving_default": Endpoint(
-                generate_function(model, codec, limit),
+                generate_function(model, codec, limit, context),
                 {
                     "prefix": tf.TensorSpec([None], tf.string),
                     "temperature": tf.TensorSpec([], tf.float32),
@@ -439,7 +451,7 @@ def serving(cfg: LanguageModelConfig, model: keras.Model) -> Serving:
                 },
             ),
             "score": Endpoint(
-                lambda text: score_text(model, codec, text),
+                lambda text: score_text(score_model or model, codec, text),
                 {"text": tf.TensorSpec([None], tf.string)},
                 {"text": np.array([cfg.sample_prefix.encode(), b""], object)},
                 {
@@ -503,7 +515,8 @@ def ngram_baselines(counts: list, vocab_size: int, validation, test) -> dict:
     }
 
 
-def report(cfg: LanguageModelConfig, model: keras.Model, splits: Splits, run_dir) -> dict:
+def report(cfg: LanguageModelConfig, model: keras.Model, splits: Splits, run_dir, context=None) -> dict:
+    """Test perplexity beside the n-gram baselines, Zipf's law, samples; ``context`` as in :func:`generate_function`."""
     data = token_corpus(cfg)
     vocab_path = Path(run_dir) / "vocabulary.txt"
     data.vocabulary.save(vocab_path)
@@ -511,7 +524,7 @@ def report(cfg: LanguageModelConfig, model: keras.Model, splits: Splits, run_dir
     validation, test = (windows(data.streams[name], n, n) for name in ("validation", "test"))
     # The training ids counted as one sequence, as d2l counts a whole book (§23, §24).
     counts = ngram_counts(tf.data.Dataset.from_tensors(data.streams["train"]), NGRAM_ORDERS[cfg.level])
-    generate_fn = generate_function(model, text_codec(cfg, model), cfg.max_new_tokens)
+    generate_fn = generate_function(model, text_codec(cfg, model), cfg.max_new_tokens, context)
     length = tf.constant(min(SAMPLE_TOKENS[cfg.level], cfg.max_new_tokens))
     samples = {
         name: generate_fn(tf.constant([cfg.sample_prefix]), tf.constant(temperature), length, tf.constant(0, tf.int64))

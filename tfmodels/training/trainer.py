@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_framework_config
 
 from pipelines.splits import Splits
 from tfmodels import registry
@@ -241,14 +242,24 @@ def train(
         (run_dir / "config.json").write_text(cfg.to_json())
 
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    previous_determinism = tf_framework_config.is_op_determinism_enabled()
+    _set_op_determinism(cfg.deterministic)
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
     try:
         return _run(recipe, cfg, preset, run_dir, export_root, callbacks)
-    finally:  # later models built in this process get the policy they had before
+    finally:  # later models built in this process get the policy and determinism they had before
         keras.mixed_precision.set_global_policy(previous_policy)
+        _set_op_determinism(previous_determinism)
+
+
+def _set_op_determinism(enabled: bool) -> None:
+    # Op determinism is process-wide, and Keras turns XLA off while it is on, so a run with
+    # deterministic=false (the XLA runs) must switch it off again; TF's public API only enables it.
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        tf_framework_config.disable_op_determinism()
 
 
 def _run(
