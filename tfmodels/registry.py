@@ -36,15 +36,17 @@ class Recipe:
         name: the MODEL name (``make train MODEL=<name>``).
         description: one line for ``tfmodels list``.
         config: the recipe's :class:`~tfmodels.config.TrainConfig` subclass, with presets.
-        datasets: ``cfg -> pipelines.splits.Splits`` of *unbatched* ``(features, label)`` datasets.
+        datasets: ``cfg -> pipelines.splits.Splits`` of *unbatched* ``(features, label)`` or
+            ``(features, label, sample_weight)`` datasets (Keras ``fit``'s element forms).
         model: ``cfg -> keras.Model`` (a pure builder from ``tfmodels.models``).
         compile_args: ``cfg -> dict`` with ``loss`` and ``metrics`` (the trainer adds the optimizer).
         serving: ``(cfg, model) -> tfmodels.export.signatures.Serving``: the signatures of the export.
         report: optional ``(cfg, model, splits, run_dir) -> dict`` adding recipe-specific results
             (baselines, closed-form solutions, prediction files) to ``metrics.json``.
-        train_transform: optional ``cfg -> fn(x_batch, y_batch) -> (x_batch, y_batch)``, applied
-            to every *training* batch after shuffling and batching, anew each epoch (random
-            augmentation, MixUp, CutMix); validation, test and serving never see it.
+        train_transform: optional ``cfg -> fn(x_batch, y_batch[, weights]) -> (x_batch, y_batch[, weights])``
+            (the same arity as the elements), applied to every *training* batch after shuffling
+            and batching, anew each epoch (random augmentation, MixUp, CutMix, BERT's dynamic
+            masking); validation, test and serving never see it.
     """
 
     name: str
