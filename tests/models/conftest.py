@@ -58,3 +58,28 @@ def train_on_one_batch():
         return initial, float(loss(y, model(x, training=training)))
 
     return train
+
+
+@pytest.fixture
+def greedy_translation_checked():
+    """``translate(model, decoder_step, source, bos, eos, max_length)`` → greedy ``translate`` output, checked.
+
+    Greedy decoding of an encoder–decoder must write, at every step, the argmax (never ``<pad>``
+    id 0 or ``<bos>``) of one teacher-forced call on ``<bos>`` + its own output.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from tfmodels.models import beam_search
+
+    def translate(model, decoder_step, source, bos: int, eos: int, max_length: int):
+        out = beam_search.translate(decoder_step, model, source, max_length=max_length, bos_id=bos, eos_id=eos)
+        ids, lengths = out["ids"].numpy(), out["lengths"].numpy()
+        decoder_input = tf.constant(np.concatenate([np.full([len(ids), 1], bos), ids[:, :-1]], axis=1))
+        logits = model({"source_ids": source, "decoder_input_ids": decoder_input}).numpy()
+        logits[:, :, [0, bos]] = -np.inf
+        for row in range(len(ids)):
+            assert np.argmax(logits[row], axis=-1)[: lengths[row]].tolist() == ids[row, : lengths[row]].tolist()
+        return out
+
+    return translate

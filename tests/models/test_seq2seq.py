@@ -106,16 +106,9 @@ def test_one_batch_overfits_and_greedy_decoding_then_reproduces_it(attention):
 
 
 @pytest.mark.parametrize("attention", [False, True])
-def test_greedy_translate_takes_the_argmax_at_every_step_and_beam_scores_no_worse(attention):
+def test_greedy_translate_takes_the_argmax_at_every_step_and_beam_scores_no_worse(attention, greedy_translation_checked):
     model = build_seq2seq(12, 11, 8, 16, attention=attention)
-    out = beam_search.translate(decoder_step, model, SOURCE, max_length=5, bos_id=BOS, eos_id=EOS)
-    # One teacher-forced call on <bos> + the greedy output: the argmax at every position (never
-    # <pad> or <bos>) must be the token greedy decoding wrote next.
-    ids, lengths = out["ids"].numpy(), out["lengths"].numpy()
-    logits = model(inputs(SOURCE, tf.constant(np.concatenate([np.full([2, 1], BOS), ids[:, :-1]], axis=1)))).numpy()
-    logits[:, :, [0, BOS]] = -np.inf
-    for row in range(2):
-        assert np.argmax(logits[row], axis=-1)[: lengths[row]].tolist() == ids[row, : lengths[row]].tolist()
+    out = greedy_translation_checked(model, decoder_step, SOURCE, BOS, EOS, max_length=5)
     beam = beam_search.translate(decoder_step, model, SOURCE, 5, BOS, EOS, beam_width=4)
     both_finished = (out["lengths"] < 5) & (beam["lengths"] < 5)  # a cut-off greedy row scores by another rule
     assert (beam["score"].numpy()[both_finished.numpy()] >= out["score"].numpy()[both_finished.numpy()] - 1e-5).all()

@@ -53,15 +53,8 @@ def test_incremental_steps_equal_the_teacher_forced_logits(model):
         np.testing.assert_allclose(logits.numpy(), expected[:, t], rtol=1e-4, atol=1e-5)
 
 
-def test_greedy_translate_takes_the_argmax_at_every_step(model):
-    out = beam_search.translate(decoder_step, model, SOURCE, max_length=5, bos_id=BOS, eos_id=EOS)
-    # One teacher-forced call on <bos> + the greedy output: the argmax at every position (never
-    # <pad> or <bos>) must be the token greedy decoding wrote next.
-    ids, lengths = out["ids"].numpy(), out["lengths"].numpy()
-    logits = model(inputs(SOURCE, tf.constant(np.concatenate([np.full([2, 1], BOS), ids[:, :-1]], axis=1)))).numpy()
-    logits[:, :, [0, BOS]] = -np.inf
-    for row in range(2):
-        assert np.argmax(logits[row], axis=-1)[: lengths[row]].tolist() == ids[row, : lengths[row]].tolist()
+def test_greedy_translate_takes_the_argmax_at_every_step(model, greedy_translation_checked):
+    greedy_translation_checked(model, decoder_step, SOURCE, BOS, EOS, max_length=5)
 
 
 def test_sampling_at_temperature_zero_is_greedy_and_is_reproducible_per_seed(model):
