@@ -20,7 +20,7 @@ import tensorflow as tf  # noqa: E402
 from pipelines import digits  # noqa: E402
 from tfmodels import registry  # noqa: E402
 from tfmodels.config import resolve  # noqa: E402
-from tfmodels.training.trainer import training_dataset  # noqa: E402
+from tfmodels.training.fit import training_dataset  # noqa: E402
 
 EPOCHS = 3
 BATCH = 64

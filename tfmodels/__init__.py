@@ -60,19 +60,11 @@ def train(name: str, preset: str = "default", data=None, strategy=None, override
     return _train(name, preset, data, strategy, overrides, **kwargs)
 
 
-def export(name: str, model_path, preset: str = "default", overrides=None, export_root="saved_models"):
-    """Exports a trained ``.keras`` model of MODEL ``name`` to ``export_root/name/<version>``."""
-    from pathlib import Path
+def export(run_dir, export_root="saved_models"):
+    """Exports a finished run as a new version ``export_root/<model>/<version>``, from the run folder alone."""
+    from tfmodels.training.trainer import export_run
 
-    import keras
-
-    from tfmodels import registry
-    from tfmodels.config import resolve
-
-    recipe = registry.get(name)
-    cfg = resolve(recipe.config, preset, overrides)
-    model = keras.saving.load_model(model_path)
-    return _export_package.export_model(recipe, cfg, model, Path(export_root))
+    return export_run(run_dir, export_root)
 
 
 def verify_export(path):

@@ -21,7 +21,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from tfmodels.config import ConfigError
     from tfmodels.export import VerificationError
     from tfmodels.registry import UnknownModelError
-    from tfmodels.training.trainer import TrainingDivergedError
+    from tfmodels.training.fit import TrainingDivergedError
 
     return (ConfigError, DataSourceError, UnknownModelError, VerificationError, TrainingDivergedError, FileNotFoundError)
 
@@ -85,33 +85,16 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import keras
+    from tfmodels.training.trainer import evaluate_run
 
-    from tfmodels import registry
-    from tfmodels.training.trainer import resolve_config
-
-    run_dir = Path(args.run_dir)
-    saved = json.loads((run_dir / "config.json").read_text())
-    if args.data:
-        saved["data"] = args.data
-    name = run_dir.parent.name
-    recipe = registry.get(name)
-    cfg = resolve_config(name, "default", overrides=saved)
-    model = keras.saving.load_model(run_dir / "model.keras")
-    splits = recipe.datasets(cfg)
-    batch = cfg.batch_size or 256
-    metrics = model.evaluate(splits.test.batch(batch), verbose=0, return_dict=True)
-    print(json.dumps({"model": name, "data": cfg.data, "test": metrics}, indent=2))
+    print(json.dumps(evaluate_run(args.run_dir, args.data), indent=2))
     return 0
 
 
 def cmd_export(args) -> int:
-    import tfmodels
+    from tfmodels.training.trainer import export_run
 
-    run_dir = Path(args.run_dir)
-    saved = json.loads((run_dir / "config.json").read_text())
-    path = tfmodels.export(run_dir.parent.name, run_dir / "model.keras", overrides=saved, export_root=args.export_root)
-    print(f"Export: {path}")
+    print(f"Export: {export_run(args.run_dir, args.export_root)}")
     return 0
 
 
@@ -119,10 +102,13 @@ def cmd_verify(args) -> int:
     from tfmodels.export import verify_export
 
     report = verify_export(latest_version(Path(args.path)))
+    tolerance = report["tolerance"]
     print(
         f"OK {report['export']}: {report['core_ops']} distinct ops, all in core TensorFlow; "
-        f"signatures {', '.join(report['signatures'])}; {report['requests_replayed']} warm-up request(s) "
-        "replayed in a fresh TensorFlow-only process and equal to the Keras model's outputs"
+        f"signatures {', '.join(report['signatures'])}; {report['requests_replayed']} warm-up request(s) of test "
+        f"examples in raw form, replayed in a fresh TensorFlow-only process through the "
+        f"{' and '.join(report['loaders'])} loaders, equal to the evaluation path's answers "
+        f"({report['compute_dtype']} model: atol {tolerance['atol']:g}, rtol {tolerance['rtol']:g})"
     )
     return 0
 
@@ -157,13 +143,13 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", help="embedded (default) | tfds:<name> | a recipe-specific source")
     tr.add_argument("--strategy", help="default | mirrored | multi_worker")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    tr.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    tr.add_argument("--resume", metavar="RUN_DIR", help="continue a run at its first unfinished stage (a finished run is left as it is)")
     tr.add_argument("--runs-root", default="runs")
     tr.add_argument("--export-root", default="saved_models")
     tr.add_argument("--no-export", action="store_true")
     tr.set_defaults(fn=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="evaluate a run's model on its test split (or --data)")
+    ev = sub.add_parser("evaluate", help="evaluate a run's model on its saved test split (or the test split of --data)")
     ev.add_argument("run_dir")
     ev.add_argument("--data")
     ev.set_defaults(fn=cmd_evaluate)

@@ -56,7 +56,10 @@ class TrainConfig:
             ``freeze_epochs`` epochs train the head on a frozen backbone at ``learning_rate``;
             the remaining epochs train everything at ``finetune_learning_rate``. 0 = one phase.
         finetune_learning_rate: learning rate of the second phase (0 = ``learning_rate / 10``).
-        seed: seeds Python, NumPy, TensorFlow, shuffling and initialisation.
+        seed: seeds Python, NumPy, TensorFlow, shuffling, initialisation and every random
+            training transform (augmentation, MixUp, CutMix, BERT's re-masking).
+        data_seed: seeds what defines the data: splits, generated tasks, vocabulary learning,
+            evaluation masks. Kept apart from ``seed`` so a seed sweep is scored on one test set.
         deterministic: make TensorFlow ops deterministic (bitwise-repeatable runs).
         strategy: ``default``, ``mirrored`` or ``multi_worker`` (needs ``TF_CONFIG``).
         mixed_precision: train with the ``mixed_float16`` policy.
@@ -65,6 +68,10 @@ class TrainConfig:
         shuffle_buffer: shuffle buffer in examples (0 = the whole training set).
         monitor: metric that selects the best checkpoint, e.g. ``val_loss`` or ``val_accuracy``.
         verbose: Keras progress output (1 = progress bar, 2 = one line per epoch).
+        run_dir: the run folder whose saved assets (vocabularies, class names, statistics) the
+            recipe uses (:mod:`tfmodels.training.run_assets`). Set by the trainer and by
+            ``evaluate``/``export``, never saved in ``config.json`` and never set by hand;
+            ``""`` outside a run (``tfmodels.build``): assets are then derived from the data.
     """
 
     data: str = "embedded"
@@ -86,6 +93,7 @@ class TrainConfig:
     freeze_epochs: int = 0
     finetune_learning_rate: float = 0.0
     seed: int = 42
+    data_seed: int = 42
     deterministic: bool = True
     strategy: str = "default"
     mixed_precision: bool = False
@@ -94,6 +102,7 @@ class TrainConfig:
     shuffle_buffer: int = 0
     monitor: str = "val_loss"
     verbose: int = 1
+    run_dir: str = dataclasses.field(default="", compare=False)
 
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "tiny": {"epochs": 1},
@@ -113,8 +122,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"bad value for {key!r}: {getattr(self, key)!r}; choose one of: {', '.join(allowed)}"
                 )
-        if self.epochs < 1 or self.batch_size < 0 or self.repeats_per_epoch < 1 or self.seed < 0:
-            raise ConfigError("epochs and repeats_per_epoch must be >= 1; batch_size and seed >= 0")
+        if self.epochs < 1 or self.batch_size < 0 or self.repeats_per_epoch < 1 or min(self.seed, self.data_seed) < 0:
+            raise ConfigError("epochs and repeats_per_epoch must be >= 1; batch_size, seed and data_seed >= 0")
         if not 0 <= self.freeze_epochs <= self.epochs:
             raise ConfigError(f"freeze_epochs must be between 0 and epochs ({self.epochs}), got {self.freeze_epochs}")
         if self.jit_compile and self.deterministic:
@@ -126,7 +135,10 @@ class TrainConfig:
             raise ConfigError("warmup_epochs works with the constant and cosine schedules only")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field but ``run_dir`` (a copied run folder must not point at its old place)."""
+        values = dataclasses.asdict(self)
+        del values["run_dir"]
+        return values
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -223,5 +235,7 @@ def resolve(
                 f"unknown config key {key!r} for {config_cls.__name__}{hint}; "
                 f"known keys: {', '.join(field_names(config_cls))}"
             )
+    if "run_dir" in values:
+        raise ConfigError("run_dir is not a setting: the trainer, evaluate and export set it to the run folder")
     typed = {key: _coerce(key, value, types[key]) for key, value in values.items()}
     return config_cls(**typed)

@@ -41,6 +41,11 @@ class Recipe:
         model: ``cfg -> keras.Model`` (a pure builder from ``tfmodels.models``).
         compile_args: ``cfg -> dict`` with ``loss`` and ``metrics`` (the trainer adds the optimizer).
         serving: ``(cfg, model) -> tfmodels.export.signatures.Serving``: the signatures of the export.
+        serving_examples: ``(cfg, model, test) -> {signature: ServingExample}``: for each
+            signature, a request in raw form (image bytes, strings) built from a few examples of
+            the unbatched ``test`` split, and the answers the evaluation path (the model called
+            on the test pipeline's tensors, no serving code) gives for them. They are the
+            export's warm-up requests and what ``verify-export`` checks the served answers against.
         report: optional ``(cfg, model, splits, run_dir) -> dict`` adding recipe-specific results
             (baselines, closed-form solutions, prediction files) to ``metrics.json``.
         train_transform: optional ``cfg -> fn(x_batch, y_batch[, weights]) -> (x_batch, y_batch[, weights])``
@@ -56,6 +61,7 @@ class Recipe:
     model: Callable[[Any], Any]
     compile_args: Callable[[Any], dict]
     serving: Callable[[Any, Any], Any]
+    serving_examples: Callable[[Any, Any, Any], Any] = None  # TRANSITION
     report: Optional[Callable[..., dict]] = None
     train_transform: Optional[Callable[[Any], Callable]] = None
 

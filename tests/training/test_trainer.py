@@ -10,7 +10,8 @@ import pytest
 
 import tfmodels
 from tfmodels.config import ConfigError
-from tfmodels.training.trainer import TrainingDivergedError, resolve_config
+from tfmodels.training.fit import TrainingDivergedError
+from tfmodels.training.trainer import resolve_config
 
 
 def test_run_directory_holds_everything(mnist_cnn_run):

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from tfmodels.config import TrainConfig, resolve
-from tfmodels.training.trainer import training_dataset
+from tfmodels.training.fit import training_dataset
 
 N, BATCH = 10, 4
 

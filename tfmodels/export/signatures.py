@@ -1,9 +1,14 @@
 """Serving signatures: what an exported model takes (raw inputs) and returns (named outputs).
 
 A recipe's ``serving(cfg, model)`` returns a :class:`Serving`: one :class:`Endpoint` per
-signature. ``serving_default`` is the one TF-Serving uses when a request names none. Each
-endpoint carries an example request, which becomes the export's warm-up request, its REST
-example and the input that ``verify-export`` replays.
+signature. ``serving_default`` is the one TF-Serving uses when a request names none.
+
+A recipe's ``serving_examples(cfg, model, test)`` returns one :class:`ServingExample` per
+signature: test examples in the raw form a client sends (encoded image bytes, strings), and the
+answers of the *evaluation path* (the model called on the test pipeline's preprocessed tensors)
+for them, computed without the signature's code. They become the export's warm-up requests, its
+REST examples and what ``verify-export`` compares the served answers with, so an export passes
+only when its in-graph preprocessing, decoding and post-processing agree with evaluation.
 """
 
 from __future__ import annotations
@@ -23,13 +28,11 @@ class Endpoint:
         fn: takes the inputs as keyword arguments named like the specs, returns a dict of
             named output tensors; it closes over the Keras model.
         inputs: ``{name: tf.TensorSpec}``; the batch dimension is ``None``.
-        example: ``{name: np.ndarray}``, a valid request (used for warm-up and verification).
         outputs: ``{name: description}``, documented in the README and the REST example.
     """
 
     fn: Callable[..., Mapping[str, tf.Tensor]]
     inputs: Mapping[str, tf.TensorSpec]
-    example: Mapping[str, np.ndarray]
     outputs: Mapping[str, str]
 
     def input_signature(self) -> list[tf.TensorSpec]:
@@ -43,6 +46,33 @@ class Endpoint:
             return self.fn(**dict(zip(names, args)))
 
         return call
+
+
+@dataclasses.dataclass
+class ServingExample:
+    """A request built from test examples, and what evaluation answers to it.
+
+    Args:
+        request: ``{input name: np.ndarray}`` in the raw form a client sends.
+        expected: ``{output name: np.ndarray}``: the evaluation path's answers for the same
+            examples (a subset of the signature's outputs is fine: e.g. no sampled outputs).
+    """
+
+    request: Mapping[str, np.ndarray]
+    expected: Mapping[str, np.ndarray]
+
+
+def check_examples(serving: "Serving", examples: Mapping[str, ServingExample]) -> None:
+    """Every signature needs an example whose request names exactly its inputs."""
+    for name, endpoint in serving.endpoints.items():
+        if name not in examples:
+            raise ValueError(f"signature {name!r} has no serving example")
+        example = examples[name]
+        if set(example.request) != set(endpoint.inputs):
+            raise ValueError(f"{name}: the example's inputs {sorted(example.request)} are not {sorted(endpoint.inputs)}")
+        unknown = set(example.expected) - set(endpoint.outputs)
+        if not example.expected or unknown:
+            raise ValueError(f"{name}: expected outputs {sorted(example.expected)} must be a non-empty subset of {sorted(endpoint.outputs)}")
 
 
 @dataclasses.dataclass

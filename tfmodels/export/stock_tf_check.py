@@ -6,8 +6,13 @@ Usage: python stock_tf_check.py EXPORT_DIR REQUESTS_JSON RESULT_JSON
    against this process's op registry, which holds core TensorFlow's ops only: an op from a
    custom library (tensorflow-text, ...) is reported as "Op type not registered" would be
    reported by TF-Serving.
-2. Loads the SavedModel and runs each request (serialized TensorProtos) through its signature.
-3. Writes ``{"ops": n, "unknown_ops": [...], "outputs": [...], "error": ...}`` to RESULT_JSON.
+2. Runs each request (serialized TensorProtos) through its signature twice:
+   - with the TF2 loader (``tf.saved_model.load``), as Python clients load a SavedModel;
+   - the way TF-Serving's C++ server does: a TF1 Session over the ``serve`` MetaGraph
+     (``tf.compat.v1.saved_model.loader.load`` restores the variables and runs the init op),
+     then ``Session.run`` fed and fetched by the SignatureDef's tensor names.
+3. Writes ``{"ops": n, "unknown_ops": [...], "outputs": {"tf2": [...], "session": [...]},
+   "error": ...}`` to RESULT_JSON.
 """
 
 import base64
@@ -40,6 +45,40 @@ def to_json(array):
     return {"dtype": array.dtype.name, "values": array.reshape(-1).tolist(), "shape": list(array.shape)}
 
 
+def decode_inputs(request):
+    return {
+        name: tf.make_ndarray(tensor_pb2.TensorProto.FromString(base64.b64decode(proto)))
+        for name, proto in request["inputs"].items()
+    }
+
+
+def run_tf2(export_dir, requests):
+    loaded = tf.saved_model.load(export_dir)
+    outputs = []
+    for request in requests:
+        fn = loaded.signatures[request["signature_name"]]
+        answer = fn(**{name: tf.constant(value) for name, value in decode_inputs(request).items()})
+        outputs.append({name: to_json(value.numpy()) for name, value in answer.items()})
+    return sorted(loaded.signatures), outputs
+
+
+def run_session(export_dir, requests):
+    graph = tf.Graph()
+    outputs = []
+    with tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], export_dir)
+        for request in requests:
+            signature = meta_graph.signature_def[request["signature_name"]]
+            feed = {
+                graph.get_tensor_by_name(signature.inputs[name].name): value
+                for name, value in decode_inputs(request).items()
+            }
+            fetch = {name: graph.get_tensor_by_name(info.name) for name, info in signature.outputs.items()}
+            answer = session.run(fetch, feed)
+            outputs.append({name: to_json(value) for name, value in answer.items()})
+    return outputs
+
+
 def main(export_dir, requests_path, result_path):
     result = {"custom_modules_loaded": sorted(m for m in ("tensorflow_text", "keras_hub", "tfmodels") if m in sys.modules)}
     ops = graph_ops(export_dir)
@@ -48,20 +87,10 @@ def main(export_dir, requests_path, result_path):
     if result["unknown_ops"]:
         result["error"] = "ops not in core TensorFlow (TF-Serving would fail with 'Op type not registered'): " + ", ".join(result["unknown_ops"])
     else:
-        loaded = tf.saved_model.load(export_dir)
-        result["signatures"] = sorted(loaded.signatures)
-        outputs = []
         with open(requests_path) as f:
             requests = json.load(f)
-        for request in requests:
-            fn = loaded.signatures[request["signature_name"]]
-            inputs = {
-                name: tf.constant(tf.make_ndarray(tensor_pb2.TensorProto.FromString(base64.b64decode(proto))))
-                for name, proto in request["inputs"].items()
-            }
-            answer = fn(**inputs)
-            outputs.append({name: to_json(value.numpy()) for name, value in answer.items()})
-        result["outputs"] = outputs
+        result["signatures"], tf2_outputs = run_tf2(export_dir, requests)
+        result["outputs"] = {"tf2": tf2_outputs, "session": run_session(export_dir, requests)}
     with open(result_path, "w") as f:
         json.dump(result, f)
     return 1 if "error" in result else 0

@@ -130,7 +130,7 @@ def tokenizer(cfg: BertClassifierConfig) -> WordPieceTokenizer:
 def datasets(cfg: BertClassifierConfig) -> Splits:
     """Unbatched ``({token_ids, segment_ids, padding_mask} [seq_length], label)`` of the sentiment task."""
     tok = tokenizer(cfg)
-    task = sentiment.load(cfg.num_examples, seed=cfg.seed)
+    task = sentiment.load(cfg.num_examples, seed=cfg.data_seed)
 
     def encode(texts, labels):
         inputs = encoder_inputs(tok, texts, cfg.seq_length, pad_to_length=True)
@@ -216,7 +216,7 @@ def bag_of_words_accuracy(train: tuple[list[str], np.ndarray], test: tuple[list[
 
 
 def report(cfg: BertClassifierConfig, model: keras.Model, splits: Splits, run_dir) -> dict:
-    task = sentiment.load(cfg.num_examples, seed=cfg.seed)
+    task = sentiment.load(cfg.num_examples, seed=cfg.data_seed)
     train, test = _texts_and_labels(task.train), _texts_and_labels(task.test)
     majority = int(np.mean(train[1]) >= 0.5)
     result = model.evaluate(splits.test.batch(cfg.batch_size or 64), verbose=0, return_dict=True)

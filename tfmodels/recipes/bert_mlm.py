@@ -155,7 +155,7 @@ def _learned_vocabulary(data: str, vocabulary_size: int, min_frequency: int, see
 
 def vocabulary(cfg: BertMlmConfig) -> list[str]:
     """The WordPiece vocabulary learned on ``cfg``'s training documents (once per process per settings)."""
-    return list(_learned_vocabulary(cfg.data, cfg.vocabulary_size, cfg.min_frequency, cfg.seed))
+    return list(_learned_vocabulary(cfg.data, cfg.vocabulary_size, cfg.min_frequency, cfg.data_seed))
 
 
 def tokenizer(cfg: BertMlmConfig) -> WordPieceTokenizer:
@@ -169,9 +169,9 @@ def datasets(cfg: BertMlmConfig) -> Splits:
     The training split holds ``dupe_factor`` pairings of the training sentences (seeds ``seed``,
     ``seed + 1``, ...); validation and test hold the first one.
     """
-    documents, tok = corpus.load(cfg.data, seed=cfg.seed), tokenizer(cfg)
+    documents, tok = corpus.load(cfg.data, seed=cfg.data_seed), tokenizer(cfg)
     pairings = [
-        bert_pretraining_datasets(documents, tok, cfg.seq_length, cfg.max_predictions, cfg.seed + i)
+        bert_pretraining_datasets(documents, tok, cfg.seq_length, cfg.max_predictions, cfg.data_seed + i)
         for i in range(cfg.dupe_factor)
     ]
     examples = pairings[0]
@@ -310,7 +310,7 @@ def checked_tokenizer(cfg: BertMlmConfig, model: bert.BertPretrainer) -> WordPie
     if rows != tok.vocabulary_size():
         raise ConfigError(
             f"the model embeds {rows} tokens but {cfg.data!r} with vocabulary_size={cfg.vocabulary_size}, "
-            f"min_frequency={cfg.min_frequency}, seed={cfg.seed} gives {tok.vocabulary_size()}: export with the run's settings"
+            f"min_frequency={cfg.min_frequency}, data_seed={cfg.data_seed} gives {tok.vocabulary_size()}: export with the run's settings"
         )
     return tok
 
@@ -369,7 +369,7 @@ def report(cfg: BertMlmConfig, model: bert.BertPretrainer, splits: Splits, run_d
     tok = checked_tokenizer(cfg, model)
     vocab_path = save_vocabulary(tok.vocabulary, Path(run_dir) / VOCABULARY_FILE)
     counts = np.zeros(tok.vocabulary_size(), np.int64)
-    for ids in corpus.load(cfg.data, seed=cfg.seed).train.batch(64).map(lambda d: tok.tokenize(d).flat_values).as_numpy_iterator():
+    for ids in corpus.load(cfg.data, seed=cfg.data_seed).train.batch(64).map(lambda d: tok.tokenize(d).flat_values).as_numpy_iterator():
         counts += np.bincount(ids, minlength=len(counts))
     mlm_labels, nsp_labels = [], []
     for _, y, weights in splits.test.batch(256).as_numpy_iterator():

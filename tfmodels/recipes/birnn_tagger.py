@@ -146,7 +146,7 @@ def _load(data: str, max_tokens: int, seed: int) -> LetterCorpus:
 
 def letter_corpus(cfg: BirnnTaggerConfig) -> LetterCorpus:
     """The config's letter streams (computed once per process for the same data settings)."""
-    return _load(cfg.data, cfg.max_tokens, cfg.seed)
+    return _load(cfg.data, cfg.max_tokens, cfg.data_seed)
 
 
 def windows(ids: np.ndarray, tags: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -84,7 +84,7 @@ class DiabetesMlpConfig(TrainConfig):
 
 def load_table(cfg: DiabetesMlpConfig) -> tabular.Table:
     kind, path = sources.parse(cfg.data, ("embedded", "file:*"))
-    return tabular.pima(cfg.seed) if kind == "embedded" else tabular.notes_diabetes_file(path, cfg.seed)
+    return tabular.pima(cfg.data_seed) if kind == "embedded" else tabular.notes_diabetes_file(path, cfg.data_seed)
 
 
 def datasets(cfg: DiabetesMlpConfig):

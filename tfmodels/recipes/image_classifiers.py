@@ -141,7 +141,7 @@ def _recipe(arch: Architecture) -> Recipe:
 
     def datasets(cfg):
         size = (cfg.image_size, cfg.image_size)
-        splits = image_classification.load(cfg.data, size, seed=cfg.seed)
+        splits = image_classification.load(cfg.data, size, seed=cfg.data_seed)
         k = len(splits.info["class_names"])
 
         def prepare(x, y):

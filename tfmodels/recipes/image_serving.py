@@ -4,6 +4,10 @@
 any size, grey or colour), decoded and resized in the graph with core ops exactly as the
 evaluation data were; ``predict_pixels`` takes float32 pixels [B, H, W, C] in 0..255. Both
 return ``probabilities`` [B, K], ``class_id`` [B] and ``class_name`` [B].
+
+The export's examples (:func:`image_classifier_examples`) are test images: the pixels of the
+test pipeline, encoded as 8-bit PNG as any stored image is, and the evaluation path's answers
+(the model called on those pixels, softmax and argmax in NumPy).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import images
-from tfmodels.export.signatures import Endpoint, Serving, class_probabilities
+from tfmodels.export.signatures import Endpoint, Serving, ServingExample, class_probabilities
 
 
 def image_classifier_serving(
@@ -25,10 +29,6 @@ def image_classifier_serving(
 ) -> Serving:
     """Both signatures around ``logits_fn(pixels) -> logits`` (the model in inference mode)."""
     height, width = image_size
-    example_pixels = np.zeros((2, height, width, channels), np.float32)
-    example_pixels[0, height // 4 : 3 * height // 4, width // 2 - 1 : width // 2 + 1] = 255.0  # a bar
-    example_pixels[1, height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = 255.0  # a blob
-    example_bytes = np.array([images.encode_png(p).numpy() for p in example_pixels], dtype=object)
 
     def from_pixels(pixels):
         return class_probabilities(logits_fn(pixels), class_names)
@@ -44,14 +44,37 @@ def image_classifier_serving(
     }
     return Serving(
         {
-            "serving_default": Endpoint(
-                from_bytes, {"image_bytes": tf.TensorSpec([None], tf.string)}, {"image_bytes": example_bytes}, outputs
-            ),
+            "serving_default": Endpoint(from_bytes, {"image_bytes": tf.TensorSpec([None], tf.string)}, outputs),
             "predict_pixels": Endpoint(
-                from_pixels,
-                {"pixels": tf.TensorSpec([None, height, width, channels], tf.float32)},
-                {"pixels": example_pixels},
-                outputs,
+                from_pixels, {"pixels": tf.TensorSpec([None, height, width, channels], tf.float32)}, outputs
             ),
         }
     )
+
+
+def image_classifier_examples(
+    logits_fn: Callable[[tf.Tensor], tf.Tensor], test: tf.data.Dataset, class_names: list[str], count: int = 4
+) -> dict[str, ServingExample]:
+    """``count`` test images as PNG bytes and as pixels, with the evaluation path's answers.
+
+    Args:
+        logits_fn: the model in inference mode, ``pixels -> logits``.
+        test: the unbatched test split, ``(pixels [H, W, C] in 0..255, label)`` elements.
+        class_names: the run's class names.
+    """
+    pixels = next(iter(test.map(lambda x, *_: x).batch(count))).numpy()
+    pixels = np.clip(np.round(pixels), 0, 255).astype(np.float32)  # what an 8-bit image file holds
+    logits = np.asarray(logits_fn(tf.constant(pixels)), np.float64)
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    class_id = probabilities.argmax(-1).astype(np.int32)
+    expected = {
+        "probabilities": probabilities.astype(np.float32),
+        "class_id": class_id,
+        "class_name": np.array([class_names[i].encode() for i in class_id], object),
+    }
+    encoded = np.array([images.encode_png(p).numpy() for p in pixels], dtype=object)
+    return {
+        "serving_default": ServingExample({"image_bytes": encoded}, expected),
+        "predict_pixels": ServingExample({"pixels": pixels}, expected),
+    }

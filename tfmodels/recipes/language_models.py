@@ -250,7 +250,7 @@ def _load_corpus(data: str, level: str, min_freq: int, max_tokens: int, seed: in
 
 def token_corpus(cfg: LanguageModelConfig) -> TokenCorpus:
     """The config's corpus as id streams (computed once per process for the same data settings)."""
-    return _load_corpus(cfg.data, cfg.level, cfg.min_freq, cfg.max_tokens, cfg.seed)
+    return _load_corpus(cfg.data, cfg.level, cfg.min_freq, cfg.max_tokens, cfg.data_seed)
 
 
 def windows(stream: np.ndarray, length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:

@@ -106,7 +106,7 @@ class LinearRegressionConfig(TrainConfig):
 def load_table(cfg: LinearRegressionConfig) -> Table:
     kind, _ = sources.parse(cfg.data, SOURCES)
     if kind == "embedded":
-        return tabular.sklearn_diabetes(cfg.seed)
+        return tabular.sklearn_diabetes(cfg.data_seed)
     return tabular.notes_line() if kind == "notes" else tabular.notes_normal_equation()
 
 

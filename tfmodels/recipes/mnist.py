@@ -30,7 +30,7 @@ from tfmodels.models.lenet import build_lenet5
 from tfmodels.models.mlp import build_mlp
 from tfmodels.models.mnist_cnn import build_mnist_cnn
 from tfmodels.models.resnet import build_resnet_mnist
-from tfmodels.recipes.image_serving import image_classifier_serving
+from tfmodels.recipes.image_serving import image_classifier_examples, image_classifier_serving
 from tfmodels.registry import Recipe, register
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # notes-002 S16
@@ -59,7 +59,7 @@ class DigitsConfig(TrainConfig):
 
 
 def datasets(cfg: DigitsConfig):
-    return digits.load(cfg.data, seed=cfg.seed)
+    return digits.load(cfg.data, seed=cfg.data_seed)
 
 
 def compile_args(cfg: DigitsConfig) -> dict:
@@ -75,6 +75,10 @@ def serving(cfg: DigitsConfig, model: keras.Model) -> Serving:
     )
 
 
+def serving_examples(cfg: DigitsConfig, model: keras.Model, test):
+    return image_classifier_examples(lambda pixels: model(pixels, training=False), test, digits.CLASS_NAMES)
+
+
 def _recipe(name: str, description: str, build) -> Recipe:
     return register(
         Recipe(
@@ -85,6 +89,7 @@ def _recipe(name: str, description: str, build) -> Recipe:
             model=build,
             compile_args=compile_args,
             serving=serving,
+            serving_examples=serving_examples,
         )
     )
 

@@ -91,7 +91,7 @@ class RegressionTask:
 
 
 def regression_task(cfg: NadarayaWatsonConfig) -> RegressionTask:
-    """Draws the task from ``cfg.seed`` (see the module docstring).
+    """Draws the task from ``cfg.data_seed`` (see the module docstring).
 
     Example:
         >>> from tfmodels.config import resolve
@@ -100,7 +100,7 @@ def regression_task(cfg: NadarayaWatsonConfig) -> RegressionTask:
         ((50,), [0.0, 0.1, 0.2])
     """
     sources.parse(cfg.data, ("embedded",))
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.data_seed)
 
     def noisy(n: int) -> tuple[np.ndarray, np.ndarray]:
         x = np.sort(rng.uniform(0, X_RANGE, n))

@@ -199,7 +199,7 @@ class TransformerMtConfig(TranslationConfig):
 
 def task(cfg: TranslationConfig) -> translation.TranslationData:
     """The config's translation pairs and vocabularies (loaded once per process per data setting)."""
-    return translation.load(cfg.data, cfg.min_freq, cfg.seed, cfg.num_examples)
+    return translation.load(cfg.data, cfg.min_freq, cfg.data_seed, cfg.num_examples)
 
 
 def datasets(cfg: TranslationConfig):

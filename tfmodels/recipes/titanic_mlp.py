@@ -88,7 +88,7 @@ class TitanicMlpConfig(TrainConfig):
 
 def load_table(cfg: TitanicMlpConfig) -> tabular.Table:
     kind, _ = sources.parse(cfg.data, ("embedded", "tfds:titanic"))
-    return tabular.titanic(cfg.seed) if kind == "embedded" else tabular.titanic_tfds(cfg.seed)
+    return tabular.titanic(cfg.data_seed) if kind == "embedded" else tabular.titanic_tfds(cfg.data_seed)
 
 
 def datasets(cfg: TitanicMlpConfig):
