@@ -9,10 +9,9 @@ import tensorflow as tf
 
 import tfmodels
 from pipelines import images
-from tfmodels import registry
-from tfmodels.config import resolve
-from tfmodels.export import VerificationError, export_model, verify_export
+from tfmodels.export import VerificationError, verify_export
 from tfmodels.export.saved_model import WARMUP_FILE
+from tfmodels.export.verify import TOLERANCES
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +26,32 @@ def _digits(n=5):
     return x[:n]
 
 
-def test_export_passes_stock_tensorflow_verification(mnist_cnn_run):
+def test_export_passes_stock_tensorflow_verification_with_both_loaders(mnist_cnn_run):
     report = verify_export(mnist_cnn_run.export_path)
     assert report["signatures"] == ["predict_pixels", "serving_default"]
     assert report["requests_replayed"] == 2 and report["core_ops"] > 10
+    assert report["loaders"] == ["session", "tf2"]  # TF-Serving's TF1 Session path and the TF2 loader
+    assert report["compute_dtype"] == "float32" and report["tolerance"] == {"atol": 1e-4, "rtol": 1e-4}
+
+
+def test_expected_answers_come_from_the_test_split_through_the_evaluation_path(mnist_cnn_run):
+    """The recorded answers are the model's on the run's saved test images, not the serving code's."""
+    from tfmodels.training.run_assets import saved_test_split
+
+    recorded = json.loads((mnist_cnn_run.export_path / "assets.extra" / "expected_outputs.json").read_text())
+    test_pixels = next(iter(saved_test_split(mnist_cnn_run.run_dir).map(lambda x, y: x).batch(4))).numpy()
+    logits = mnist_cnn_run.model.predict(np.round(test_pixels), verbose=0)
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    got = np.asarray(recorded["signatures"]["serving_default"]["probabilities"]["values"])
+    np.testing.assert_allclose(got, probabilities, atol=1e-5)
+    assert recorded["signatures"]["predict_pixels"]["class_id"]["values"] == probabilities.argmax(-1).tolist()
+
+
+def test_tolerances_follow_the_compute_dtype():
+    # Half precision is checked at about eight units in the last place of its significand.
+    assert TOLERANCES["float32"] == (1e-4, 1e-4)
+    assert TOLERANCES["float16"][0] == pytest.approx(8 * np.finfo(np.float16).eps)
+    assert TOLERANCES["bfloat16"][0] == pytest.approx(8 * float(tf.bfloat16.as_numpy_dtype(2.0**-7)))
 
 
 def test_export_tree_is_ready_for_tf_serving(mnist_cnn_run):
@@ -49,14 +70,13 @@ def test_export_tree_is_ready_for_tf_serving(mnist_cnn_run):
 
 
 def test_versions_only_increase_and_nothing_is_overwritten(mnist_cnn_run, tmp_path):
-    recipe = registry.get("mnist_cnn")
-    cfg = resolve(recipe.config, "tiny")
-    first = export_model(recipe, cfg, mnist_cnn_run.model, tmp_path)
+    first = tfmodels.export(mnist_cnn_run.run_dir, tmp_path)
     stamp = (first / "saved_model.pb").stat().st_mtime_ns
-    second = export_model(recipe, cfg, mnist_cnn_run.model, tmp_path)
+    second = tfmodels.export(mnist_cnn_run.run_dir, tmp_path)
     assert (first.name, second.name) == ("1", "2")
     assert (first / "saved_model.pb").stat().st_mtime_ns == stamp
     assert sorted(p.name for p in (tmp_path / "mnist_cnn").iterdir()) == ["1", "2"]  # no temporary left
+    assert json.loads((second / "assets.extra" / "run.json").read_text())["run_dir"] == str(mnist_cnn_run.run_dir)
 
 
 def test_serving_outputs_equal_model_predict(mnist_cnn_run, loaded):
@@ -126,14 +146,33 @@ def test_verify_rejects_a_directory_without_a_saved_model(tmp_path):
         tfmodels.verify_export(tmp_path)
 
 
-def test_verify_catches_outputs_that_differ_from_the_keras_model(mnist_cnn_run, tmp_path):
+def test_verify_catches_outputs_that_differ_from_the_evaluation_path(mnist_cnn_run, tmp_path):
     import shutil
 
     copy = tmp_path / "1"
     shutil.copytree(mnist_cnn_run.export_path, copy)
     expected_path = copy / "assets.extra" / "expected_outputs.json"
     expected = json.loads(expected_path.read_text())
-    expected["predict_pixels"]["probabilities"]["values"][0][0] += 0.5
+    expected["signatures"]["predict_pixels"]["probabilities"]["values"][0][0] += 0.5
     expected_path.write_text(json.dumps(expected))
-    with pytest.raises(VerificationError, match="predict_pixels/probabilities: differs from the Keras model"):
+    with pytest.raises(VerificationError, match="tf2 predict_pixels/probabilities: differs from the evaluation path") as err:
         verify_export(copy)
+    assert "session predict_pixels/probabilities" in str(err.value)  # both loaders compared
+
+
+def test_a_half_precision_export_is_checked_at_its_tolerance(mnist_cnn_run, tmp_path):
+    """A difference of 2e-4 fails a float32 export but is within a float16 model's rounding."""
+    import shutil
+
+    copy = tmp_path / "1"
+    shutil.copytree(mnist_cnn_run.export_path, copy)
+    expected_path = copy / "assets.extra" / "expected_outputs.json"
+    expected = json.loads(expected_path.read_text())
+    probabilities = expected["signatures"]["predict_pixels"]["probabilities"]["values"]
+    probabilities[0] = [p + 2e-4 for p in probabilities[0]]
+    expected_path.write_text(json.dumps(expected))
+    with pytest.raises(VerificationError, match="atol 0.0001"):
+        verify_export(copy)
+    expected["compute_dtype"] = "float16"
+    expected_path.write_text(json.dumps(expected))
+    assert verify_export(copy)["tolerance"]["atol"] == pytest.approx(8 * 2.0**-10)

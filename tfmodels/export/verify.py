@@ -102,17 +102,17 @@ def verify_export(path: str | os.PathLike, timeout: float = 600) -> dict[str, An
     if not (export_dir / "saved_model.pb").exists():
         raise VerificationError(f"{export_dir} is not a SavedModel directory (no saved_model.pb)")
     requests = _warmup_requests(export_dir)
+    result = _run_checker(export_dir, requests, timeout)
+    if result.get("error"):
+        raise VerificationError(f"{export_dir}: {result['error']}")
+    if result["custom_modules_loaded"]:
+        raise VerificationError(f"the check process loaded {result['custom_modules_loaded']}: not stock TensorFlow")
     expected_path = export_dir / "assets.extra" / "expected_outputs.json"
     if not expected_path.exists():
         raise VerificationError(f"{export_dir}: no assets.extra/expected_outputs.json: not an export of this tfmodels version")
     recorded = json.loads(expected_path.read_text())
     dtype = recorded["compute_dtype"]
     atol, rtol = TOLERANCES[dtype]
-    result = _run_checker(export_dir, requests, timeout)
-    if result.get("error"):
-        raise VerificationError(f"{export_dir}: {result['error']}")
-    if result["custom_modules_loaded"]:
-        raise VerificationError(f"the check process loaded {result['custom_modules_loaded']}: not stock TensorFlow")
     problems = []
     if "serving_default" not in result["signatures"]:
         problems.append("no serving_default signature")

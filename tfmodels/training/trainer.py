@@ -109,6 +109,12 @@ def load_trained_model(recipe: registry.Recipe, cfg: TrainConfig, run_dir: Path)
     return model
 
 
+def test_metrics(model: keras.Model, test: tf.data.Dataset, cfg: TrainConfig) -> dict[str, float]:
+    """The compiled metrics on the unbatched ``test`` split (batches of ``batch_size``, 256 when full-batch)."""
+    results = model.evaluate(test.batch(cfg.batch_size or 256).prefetch(tf.data.AUTOTUNE), verbose=0, return_dict=True)
+    return {k: float(v) for k, v in results.items()}
+
+
 def train(
     name: str,
     preset: str = "default",
@@ -227,8 +233,7 @@ def _run(
     model = load_trained_model(recipe, cfg, run.path)
     test = saved_test_split(run.path) or data.test
     if not run.finished("evaluate"):
-        results = model.evaluate(test.batch(cfg.batch_size or data.sizes[2]).prefetch(tf.data.AUTOTUNE), verbose=0, return_dict=True)
-        run.add_metrics(test={k: float(v) for k, v in results.items()})
+        run.add_metrics(test=test_metrics(model, test, cfg))
         run.finish("evaluate")
     if not run.finished("report"):
         if recipe.report is not None:
@@ -277,8 +282,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None) -> dict[st
     if test is None:
         test = recipe.datasets(cfg).test
     model = load_trained_model(recipe, cfg, run.path)
-    results = model.evaluate(test.batch(cfg.batch_size or 256), verbose=0, return_dict=True)
-    return {"model": run.model, "data": cfg.data, "test": {k: float(v) for k, v in results.items()}}
+    return {"model": run.model, "data": cfg.data, "test": test_metrics(model, test, cfg)}
 
 
 def export_run(run_dir: str | os.PathLike, export_root: str | os.PathLike = "saved_models") -> Path:
