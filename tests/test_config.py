@@ -27,6 +27,8 @@ def test_mapping_overrides_keep_python_types():
         ("optimizer=adagrad", "bad value for 'optimizer'.*sgd, momentum, adam, adamw"),
         ("epochs", "expected key=value"),
         ("PRESETS=1", "unknown config key 'PRESETS'"),
+        ("run_dir=/tmp/x", "run_dir is not a setting"),
+        ("data_seed=-1", "data_seed >= 0"),
     ],
 )
 def test_bad_overrides_are_rejected_by_name(override, message):
@@ -52,3 +54,12 @@ def test_json_round_trip():
 
 def test_parse_overrides_keeps_equals_in_values():
     assert parse_overrides(["data=file:/a=b"]) == {"data": "file:/a=b"}
+
+
+def test_data_seed_is_its_own_field_and_run_dir_is_never_saved():
+    import dataclasses
+    import json
+
+    cfg = dataclasses.replace(resolve(DigitsConfig, "tiny", ["seed=7"]), run_dir="/somewhere/run")
+    assert (cfg.seed, cfg.data_seed) == (7, 42)  # a seed sweep keeps the split
+    assert "run_dir" not in json.loads(cfg.to_json()) and json.loads(cfg.to_json())["data_seed"] == 42

@@ -1,9 +1,5 @@
 import json
 import math
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 import pytest
@@ -16,8 +12,9 @@ from tfmodels.training.trainer import resolve_config
 
 def test_run_directory_holds_everything(mnist_cnn_run):
     run = mnist_cnn_run.run_dir
-    for name in ("config.json", "history.csv", "best.weights.h5", "model.keras", "curves.png", "metrics.json"):
+    for name in ("run.json", "config.json", "history.csv", "best.weights.h5", "model.keras", "curves.png", "metrics.json"):
         assert (run / name).is_file(), name
+    assert (run / "assets" / "test_split").is_dir(), "the test split is saved with the run"
     assert any((run / "logs").rglob("*tfevents*")), "TensorBoard events"
     assert not (run / "backup").exists(), "BackupAndRestore state is removed after a finished run"
     metrics = json.loads((run / "metrics.json").read_text())
@@ -62,58 +59,6 @@ def test_learning_rate_schedule_is_logged_per_epoch(tmp_path):
     np.testing.assert_allclose(logged, [0.01, 0.01, 0.005], rtol=1e-6)
 
 
-KILLED_RUN = textwrap.dedent(
-    """
-    import os, signal, sys
-    import keras, tfmodels
-
-    class KillAfterSecondEpoch(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, like a pulled plug
-
-    tfmodels.train("mnist_cnn", preset="tiny", data="sklearn:digits", overrides={"epochs": 4},
-                   runs_root=sys.argv[1], export_root=None, callbacks=[KillAfterSecondEpoch()])
-    """
-)
-RESUMED_RUN = "import sys, tfmodels; tfmodels.train('mnist_cnn', resume=sys.argv[1], export_root=None)"
-FULL_RUN = (
-    "import sys, tfmodels; tfmodels.train('mnist_cnn', preset='tiny', data='sklearn:digits', "
-    "overrides={'epochs': 4}, runs_root=sys.argv[1], export_root=None)"
-)
-
-
-def _python(code, *args):
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
-def _weights(run_dir):
-    return keras.saving.load_model(run_dir / "model.keras").get_weights()
-
-
-def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    killed = _python(KILLED_RUN, tmp_path / "killed")
-    assert killed.returncode == -9, killed.stderr[-2000:]
-    (run_dir,) = (tmp_path / "killed" / "mnist_cnn").iterdir()
-    assert json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"] == 2
-    assert not (run_dir / "model.keras").exists()
-
-    resumed = _python(RESUMED_RUN, run_dir)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "Resuming mnist_cnn from epoch 3 of 4" in resumed.stdout
-    full = _python(FULL_RUN, tmp_path / "full")
-    assert full.returncode == 0, full.stderr[-2000:]
-    (full_dir,) = (tmp_path / "full" / "mnist_cnn").iterdir()
-
-    for a, b in zip(_weights(run_dir), _weights(full_dir)):
-        np.testing.assert_array_equal(a, b)
-    resumed_history = (run_dir / "history.csv").read_text().splitlines()
-    assert len(resumed_history) == 5  # header + 4 epochs, none lost or doubled
-    assert json.loads((run_dir / "metrics.json").read_text())["test"] == json.loads(
-        (full_dir / "metrics.json").read_text()
-    )["test"]
-
-
 def test_mixed_precision_and_xla_are_config_switches(tmp_path):
     result = tfmodels.train(
         "mnist_cnn", preset="tiny", data="sklearn:digits",
@@ -124,7 +69,10 @@ def test_mixed_precision_and_xla_are_config_switches(tmp_path):
     assert result.model.get_layer("conv1").dtype_policy.name == "mixed_float16"
     assert result.metrics["test"]["accuracy"] > 0.3
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for later builds
-    assert tfmodels.verify_export(result.export_path)["requests_replayed"] == 2
+    report = tfmodels.verify_export(result.export_path)
+    assert report["requests_replayed"] == 2
+    # checked at float16's tolerance, not float32's (AMX / AVX512-FP16 kernels round differently)
+    assert report["compute_dtype"] == "float16" and report["tolerance"]["atol"] == 8 * 2.0**-10
 
 
 def test_xla_with_op_determinism_is_refused_with_the_reason():

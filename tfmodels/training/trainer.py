@@ -105,7 +105,7 @@ def run_config(run: RunFolder) -> TrainConfig:
 def load_trained_model(recipe: registry.Recipe, cfg: TrainConfig, run_dir: Path) -> keras.Model:
     """The run's ``model.keras`` (best weights), compiled with the recipe's loss and metrics."""
     model = keras.saving.load_model(Path(run_dir) / "model.keras", compile=False)
-    model.compile(**recipe.compile_args(cfg))
+    model.compile(jit_compile=cfg.jit_compile, **recipe.compile_args(cfg))
     return model
 
 
