@@ -142,6 +142,8 @@ def best_mode(monitor: str) -> str:
 def check_monitor(model: keras.Model, validation: tf.data.Dataset, monitor: str) -> None:
     """Fails before training when ``monitor`` is not among the logged metrics.
 
+    ``validation`` is batched and not cached (reading one batch of a cache would discard it).
+
     The names come from evaluating the compiled model on one validation batch: exactly the keys
     Keras logs (``loss``, ``accuracy``, ``logits_accuracy``, ...), each also with ``val_``.
     """
@@ -220,7 +222,7 @@ def fit_stage(
                 **recipe.compile_args(cfg),
             )
         if i == 0:
-            check_monitor(model, val_ds, cfg.monitor)
+            check_monitor(model, data.uncached.validation.batch(val_batch), cfg.monitor)
         if phase.name != "train":
             trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
             print(

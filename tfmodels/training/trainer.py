@@ -196,21 +196,18 @@ def _set_op_determinism(enabled: bool) -> None:
 
 @dataclasses.dataclass
 class RunData:
-    """A run's cached splits and their sizes."""
+    """A run's splits: cached for training, and as the recipe made them (for one-off reads)."""
 
     splits: Splits
+    uncached: Splits
     sizes: tuple[int, int, int]
-
-    @property
-    def test(self) -> tf.data.Dataset:
-        return self.splits.test
 
 
 def _load_data(recipe: registry.Recipe, cfg: TrainConfig) -> RunData:
-    """The recipe's splits, cached (while the data stage runs, this derives the run's assets)."""
+    """The recipe's splits (while the data stage runs, this derives the run's assets)."""
     splits: Splits = recipe.datasets(cfg)
     cached = Splits(*(s.cache() for s in (splits.train, splits.validation, splits.test)), splits.info)
-    return RunData(cached, tuple(_count(s) for s in (cached.train, cached.validation, cached.test)))
+    return RunData(cached, splits, tuple(_count(s) for s in (splits.train, splits.validation, splits.test)))
 
 
 def _run(
@@ -227,11 +224,11 @@ def _run(
         with dist.scope():
             model = recipe.model(cfg)  # may derive assets too (a vocabulary's size)
         if not run.finished("data"):
-            save_test_split(run.path, data.test, data.sizes[2])
+            save_test_split(run.path, data.uncached.test, data.sizes[2])
             run.finish("data")
         fit_stage(recipe, cfg, run, data, model, dist, callbacks)
     model = load_trained_model(recipe, cfg, run.path)
-    test = saved_test_split(run.path) or data.test
+    test = _test_split(recipe, cfg, run.path, data.splits.test)
     if not run.finished("evaluate"):
         run.add_metrics(test=test_metrics(model, test, cfg))
         run.finish("evaluate")
@@ -263,6 +260,14 @@ def export_stage(
     return export_model(recipe, cfg, model, export_root, test, {"run_id": run.run_id, "run_dir": str(run.path)})
 
 
+def _test_split(recipe: registry.Recipe, cfg: TrainConfig, run_dir: Path, loaded: tf.data.Dataset | None = None) -> tf.data.Dataset:
+    """The run's saved test split; the source's (``loaded``, or loaded now) when it was too large to save."""
+    saved = saved_test_split(run_dir)
+    if saved is not None:
+        return saved
+    return loaded if loaded is not None else recipe.datasets(cfg).test
+
+
 def _open_finished(run_dir: str | os.PathLike) -> tuple[registry.Recipe, TrainConfig, RunFolder]:
     run = RunFolder.open(run_dir)
     if not run.finished("fit"):
@@ -278,9 +283,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None) -> dict[st
     recipe, cfg, run = _open_finished(run_dir)
     if data:
         cfg = dataclasses.replace(cfg, data=data)
-    test = None if data else saved_test_split(run.path)
-    if test is None:
-        test = recipe.datasets(cfg).test
+    test = recipe.datasets(cfg).test if data else _test_split(recipe, cfg, run.path)
     model = load_trained_model(recipe, cfg, run.path)
     return {"model": run.model, "data": cfg.data, "test": test_metrics(model, test, cfg)}
 
@@ -288,9 +291,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None) -> dict[st
 def export_run(run_dir: str | os.PathLike, export_root: str | os.PathLike = "saved_models") -> Path:
     """A new SavedModel version of a finished run, built from the run folder alone."""
     recipe, cfg, run = _open_finished(run_dir)
-    test = saved_test_split(run.path)
-    if test is None:
-        test = recipe.datasets(cfg).test
+    test = _test_split(recipe, cfg, run.path)
     model = load_trained_model(recipe, cfg, run.path)
     from tfmodels.export.saved_model import export_model
 
