@@ -15,6 +15,9 @@ A loader returns a :class:`Table`: float32 features, float32 labels and the rows
 table, already split into train / validation / test. :meth:`Table.splits` turns it into the
 unbatched ``tf.data`` :class:`~pipelines.splits.Splits` the trainer wants; the recipes also read the
 arrays directly to build feature scaling from training statistics and to write their reports.
+:class:`Features` is what a trained model keeps of its table (column names, scaling, label meaning),
+saved as a run asset; :func:`titanic_fields` turns encoded passengers back into the raw fields a
+client sends, for the export's serving examples.
 """
 
 from __future__ import annotations
@@ -308,6 +311,25 @@ def titanic_features(pclass: tf.Tensor, sex: tf.Tensor, age: tf.Tensor) -> tf.Te
     return tf.concat([number, sex_one_hot, child], axis=1)
 
 
+def titanic_fields(x: np.ndarray) -> dict[str, np.ndarray]:
+    """The raw passenger fields a client sends for encoded rows ``x`` [B, 4]: the inverse of :func:`titanic_features`.
+
+    Returns:
+        ``{"pclass": int32 [B], "sex": bytes [B], "age": bytes [B]}`` (NumPy; strings as object arrays).
+
+    Example:
+        >>> fields = titanic_fields(np.array([[3.0, 0.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]]))
+        >>> fields["pclass"].tolist(), fields["sex"].tolist(), fields["age"].tolist()
+        ([3, 1], [b'male', b'female'], [b'child', b'adults'])
+    """
+    x = np.asarray(x)
+    return {
+        "pclass": x[:, 0].astype(np.int32),
+        "sex": np.array([SEX_VOCABULARY[i].encode() for i in x[:, 1:3].argmax(axis=1)], object),
+        "age": np.array([AGE_VOCABULARY[int(i)].encode() for i in x[:, 3]], object),
+    }
+
+
 @functools.lru_cache(maxsize=None)
 def titanic(seed: int = 0) -> Table:
     """The Titanic passengers of R's COUNT package (1,316 rows), as pydataset ships them.
@@ -464,6 +486,55 @@ class Scaling:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x, np.float32) * self.scale + self.offset
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """What a trained tabular model keeps of its data: the input columns, their scaling, the label's meaning.
+
+    Derived from the training split during a run's data stage and saved in the run folder as JSON
+    (:meth:`to_json`, the recipes' ``features.json`` asset), so that serving, reports and a copied
+    run use the statistics the model was trained with, whatever the data source holds later.
+
+    Args:
+        names: the input columns, in order.
+        scaling: the per-feature map the model applies first.
+        label: what a label of 1 means (empty for a regression target).
+
+    Example:
+        >>> features = Features.of(notes_hours(), Scaling.min_max(notes_hours().train.x))
+        >>> again = Features.from_json(features.to_json())
+        >>> again.names, again.scaling.scale.tolist(), again.scaling.offset.tolist()
+        (('hours',), [1.0], [-2.0])
+    """
+
+    names: tuple[str, ...]
+    scaling: Scaling
+    label: str = ""
+
+    @classmethod
+    def of(cls, table: Table, scaling: Scaling) -> Features:
+        return cls(table.feature_names, scaling, table.info.get("label", ""))
+
+    def to_json(self) -> dict[str, Any]:
+        """Float32 statistics as JSON numbers (exact: a float32 prints and parses back unchanged)."""
+        return {"names": list(self.names), "scale": self.scaling.scale.tolist(),
+                "offset": self.scaling.offset.tolist(), "label": self.label}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Features:
+        scaling = Scaling(np.asarray(value["scale"], np.float32), np.asarray(value["offset"], np.float32))
+        return cls(tuple(value["names"]), scaling, value["label"])
+
+
+def first_rows(split: tf.data.Dataset, count: int = 4) -> np.ndarray:
+    """The features of the first ``count`` examples of an unbatched ``(features, label)`` split.
+
+    Example:
+        >>> first_rows(notes_line().splits().test, 2).tolist()
+        [[1.0], [2.0]]
+    """
+    return next(iter(split.map(lambda x, *_: x).batch(count))).numpy()
 
 
 def feature_matrix(columns: Mapping[str, tf.Tensor], names: Sequence[str]) -> tf.Tensor:

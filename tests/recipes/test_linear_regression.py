@@ -1,5 +1,7 @@
 """linear_regression: the notes' worked numbers (notes-002 S1, S3, S4; notes-001 §29-30) and the export."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -10,6 +12,9 @@ from pipelines import tabular
 from tfmodels.config import resolve
 from tfmodels.models.linear import normal_equation
 from tfmodels.recipes import linear_regression as recipe
+from tfmodels.training.run_assets import saved_test_split
+from tfmodels.training.run_folder import RunFolder
+from tfmodels.training.trainer import run_config
 
 # The notes' model ŷ = x·w (no bias) from a constant start, plain SGD, examples in the notes' order.
 NOTES_LINE = {
@@ -122,6 +127,20 @@ def test_standardisation_uses_training_statistics_inside_the_model(run, table):
     standardized = run.model.get_layer("standardize")(table.train.x).numpy()
     np.testing.assert_allclose(standardized.mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(standardized.std(axis=0), 1, atol=1e-4)
+
+
+def test_the_run_keeps_its_standardisation_and_serves_without_reading_the_data(run, table, monkeypatch):
+    saved = json.loads((run.run_dir / "assets" / "features.json").read_text())
+    assert saved["names"] == list(table.feature_names)
+    np.testing.assert_allclose(saved["offset"], -table.train.x.mean(axis=0) / table.train.x.std(axis=0), rtol=1e-5)
+    monkeypatch.setattr(recipe, "load_table", lambda cfg: pytest.fail("derived from the data again"))
+    cfg = run_config(RunFolder.open(run.run_dir))
+    rebuilt = recipe.model(cfg).get_layer("standardize")  # a resumed fit builds the model from the asset
+    np.testing.assert_array_equal(np.float32(rebuilt.scale), np.float32(run.model.get_layer("standardize").scale))
+    assert list(recipe.serving(cfg, run.model).endpoints["serving_default"].inputs["features"].shape) == [None, 10]
+    example = recipe.serving_examples(cfg, run.model, saved_test_split(run.run_dir))["serving_default"]
+    np.testing.assert_array_equal(example.request["features"], table.test.x[:4])
+    np.testing.assert_allclose(example.expected["prediction"], run.model.predict(table.test.x[:4], verbose=0)[:, 0], rtol=1e-6)
 
 
 def test_keras_round_trip_gives_identical_predictions(run, table, tmp_path):

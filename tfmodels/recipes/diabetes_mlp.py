@@ -29,13 +29,20 @@ the identity), and labels are kept as written, so with the notes' file the model
 diabetic. A missing file, a row without 9 columns, a non-finite feature or a label other than 0/1
 fails with a :class:`~pipelines.sources.DataSourceError` that says what is wrong.
 
+Run assets: ``features.json`` (:class:`pipelines.tabular.Features`): the input names, the training
+split's minima and maxima as the ``Rescaling`` scale and offset, and the label's meaning, derived
+in the data stage. Building the model, serving and a copied run folder read them from there, never
+from the data source (a ``file:`` may be gone or edited).
+
 Report: test accuracy beside the majority-class baseline (always "not diabetic": 67.2 % of
 ``Pima.te``).
 
 Serving: ``serving_default`` takes one float32 [B] input per feature in raw units (``npreg``,
 ``glu``, ``bp``, ``skin``, ``bmi``, ``ped``, ``age``; plus ``insulin`` with ``DATA=file:<path>``)
 and returns ``probability`` [B] (that the label is 1: diabetic with the embedded data) and
-``label`` [B] (1 at probability > 0.5). NaN or infinite values are rejected with an error.
+``label`` [B] (1 at probability > 0.5). NaN or infinite values are rejected with an error. The
+export's example is the first four test rows, one column per input, with the model's
+probabilities on them.
 
 Presets: ``tiny`` (3 epochs, seconds), ``default`` (Adam, mini-batches of 32, 200 epochs) and
 ``paper`` (S11 exactly: SGD lr 0.1, full batch, 100 epochs; this leaves the sigmoid net close to
@@ -48,16 +55,16 @@ import dataclasses
 from typing import Any, ClassVar, Mapping
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from pipelines import sources, tabular
-from pipelines.tabular import Scaling
+from pipelines.tabular import Features, Scaling
 from tfmodels.config import TrainConfig
-from tfmodels.export.signatures import Endpoint, Serving, binary_probability
+from tfmodels.export.signatures import Endpoint, Serving, ServingExample, binary_probability
 from tfmodels.models.mlp import build_mlp
-from tfmodels.recipes.logistic_regression import compile_args
+from tfmodels.recipes.logistic_regression import compile_args, sigmoid_classifier_examples
 from tfmodels.registry import Recipe, register
+from tfmodels.training.run_assets import json_asset
 
 
 @dataclasses.dataclass
@@ -91,12 +98,21 @@ def datasets(cfg: DiabetesMlpConfig):
     return load_table(cfg).splits()
 
 
+def feature_asset(cfg: DiabetesMlpConfig) -> Features:
+    """The run asset ``features.json``: input names, the training split's min-max scaling, the label's meaning."""
+
+    def derive():
+        table = load_table(cfg)
+        return Features.of(table, Scaling.min_max(table.train.x)).to_json()
+
+    return Features.from_json(json_asset(cfg, "features.json", derive))
+
+
 def model(cfg: DiabetesMlpConfig) -> keras.Model:
-    table = load_table(cfg)
-    scaling = Scaling.min_max(table.train.x)
+    features = feature_asset(cfg)
     return build_mlp(
-        (table.num_features,), cfg.hidden_units, 1, activation=cfg.activation,
-        output_activation="sigmoid", rescale=scaling.rescale, name="diabetes_mlp",
+        (len(features.names),), cfg.hidden_units, 1, activation=cfg.activation,
+        output_activation="sigmoid", rescale=features.scaling.rescale, name="diabetes_mlp",
     )
 
 
@@ -106,8 +122,8 @@ def report(cfg: DiabetesMlpConfig, net: keras.Model, splits, run_dir) -> dict:
 
 
 def serving(cfg: DiabetesMlpConfig, net: keras.Model) -> Serving:
-    table = load_table(cfg)
-    names, example, label = table.feature_names, table.test.x[:2], table.info["label"]
+    features = feature_asset(cfg)
+    names, label = features.names, features.label
 
     def predict(**columns):
         return binary_probability(net(tabular.feature_matrix(columns, names), training=False))
@@ -117,7 +133,6 @@ def serving(cfg: DiabetesMlpConfig, net: keras.Model) -> Serving:
             "serving_default": Endpoint(
                 predict,
                 {name: tf.TensorSpec([None], tf.float32) for name in names},
-                {name: np.ascontiguousarray(example[:, i]) for i, name in enumerate(names)},
                 {
                     "probability": f"float32 [B]: probability that the label is 1; {label}",
                     "label": f"int32 [B]: 1 if probability > 0.5, else 0; {label}",
@@ -125,6 +140,11 @@ def serving(cfg: DiabetesMlpConfig, net: keras.Model) -> Serving:
             )
         }
     )
+
+
+def serving_examples(cfg: DiabetesMlpConfig, net: keras.Model, test) -> dict[str, ServingExample]:
+    x = tabular.first_rows(test)
+    return sigmoid_classifier_examples(net, x, {name: x[:, i] for i, name in enumerate(feature_asset(cfg).names)})
 
 
 RECIPE = register(
@@ -136,6 +156,7 @@ RECIPE = register(
         model=model,
         compile_args=compile_args,
         serving=serving,
+        serving_examples=serving_examples,
         report=report,
     )
 )

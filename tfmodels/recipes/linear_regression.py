@@ -19,6 +19,10 @@ Data (``DATA=``):
 * ``notes-normal-equation``: notes-001 §30's X = [[1, 1], [1, 2], [1, 3]], y = [1, 2, 3], whose
   first column of ones plays the bias (use ``use_bias=false``); same toy caveat.
 
+Run asset: ``features.json`` (:class:`pipelines.tabular.Features`), the feature names and their
+scaling (the training split's standardisation for ``embedded``, the identity for the toys),
+derived in the data stage; building the model, the report and serving read it from there.
+
 ``batch_size`` 0 is full-batch gradient descent (S3, §30), 1 is SGD (S4, with ``shuffle=false``
 for the notes' fixed order), k is mini-batch gradient descent (S5). ``repeats_per_epoch`` lets one
 Keras epoch make many steps (§30's 1,000 iterations are ``epochs=1, repeats_per_epoch=1000``).
@@ -34,7 +38,8 @@ model's input space, i.e. standardised features for ``embedded``), and the test 
 predicting the training mean.
 
 Serving: ``serving_default`` takes float32 ``features`` [B, F] in raw units and returns float32
-``prediction`` [B].
+``prediction`` [B]. The export's example is the first four test rows (three for the toys) with
+the model's predictions on them.
 
 Presets: ``tiny`` (a few full-batch steps, seconds), ``default`` (3,000 full-batch steps at lr 0.2
 on the diabetes table, converging to the closed form) and ``paper`` (S7 exactly: a random-init
@@ -52,11 +57,12 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import sources, tabular
-from pipelines.tabular import Scaling, Table
+from pipelines.tabular import Features, Scaling, Table
 from tfmodels.config import TrainConfig
-from tfmodels.export.signatures import Endpoint, Serving
+from tfmodels.export.signatures import Endpoint, Serving, ServingExample
 from tfmodels.models.linear import build_linear, normal_equation
 from tfmodels.registry import Recipe, register
+from tfmodels.training.run_assets import json_asset
 
 SOURCES = ("embedded", "notes", "notes-normal-equation")
 
@@ -110,11 +116,17 @@ def load_table(cfg: LinearRegressionConfig) -> Table:
     return tabular.notes_line() if kind == "notes" else tabular.notes_normal_equation()
 
 
-def feature_scaling(cfg: LinearRegressionConfig, table: Table) -> Scaling:
-    """Standardisation from the training split; the notes' worked examples stay in raw x."""
-    if cfg.data == "embedded":
-        return Scaling.standardize(table.train.x)
-    return Scaling.identity(table.num_features)
+def feature_asset(cfg: LinearRegressionConfig) -> Features:
+    """The run asset ``features.json``: the feature names and their scaling, standardisation with
+    the training split's statistics (the notes' worked examples stay in raw x: the identity)."""
+
+    def derive():
+        table = load_table(cfg)
+        if cfg.data == "embedded":
+            return Features.of(table, Scaling.standardize(table.train.x)).to_json()
+        return Features.of(table, Scaling.identity(table.num_features)).to_json()
+
+    return Features.from_json(json_asset(cfg, "features.json", derive))
 
 
 def datasets(cfg: LinearRegressionConfig):
@@ -122,11 +134,11 @@ def datasets(cfg: LinearRegressionConfig):
 
 
 def model(cfg: LinearRegressionConfig) -> keras.Model:
-    table = load_table(cfg)
+    features = feature_asset(cfg)
     initial = cfg.initial_weight if cfg.initializer == "constant" else None
-    linear = build_linear(table.num_features, use_bias=cfg.use_bias, initial_weight=initial)
-    inputs = keras.Input((table.num_features,), name="features")
-    scaled = keras.layers.Rescaling(*feature_scaling(cfg, table).rescale, name="standardize")(inputs)
+    linear = build_linear(len(features.names), use_bias=cfg.use_bias, initial_weight=initial)
+    inputs = keras.Input((len(features.names),), name="features")
+    scaled = keras.layers.Rescaling(*features.scaling.rescale, name="standardize")(inputs)
     return keras.Model(inputs, linear(scaled), name="linear_regression")
 
 
@@ -152,7 +164,7 @@ def compile_args(cfg: LinearRegressionConfig) -> dict:
 
 def report(cfg: LinearRegressionConfig, net: keras.Model, splits, run_dir) -> dict:
     table = load_table(cfg)
-    scaling = feature_scaling(cfg, table)
+    scaling = feature_asset(cfg).scaling
     weights, bias = fitted_parameters(net)
     exact_weights, exact_bias = normal_equation(scaling(table.train.x), table.train.y, cfg.use_bias)
 
@@ -171,7 +183,7 @@ def report(cfg: LinearRegressionConfig, net: keras.Model, splits, run_dir) -> di
 
 
 def serving(cfg: LinearRegressionConfig, net: keras.Model) -> Serving:
-    table = load_table(cfg)
+    names = feature_asset(cfg).names
 
     def predict(features):
         return {"prediction": tf.reshape(net(tabular.finite(features, "features"), training=False), [-1])}
@@ -180,12 +192,17 @@ def serving(cfg: LinearRegressionConfig, net: keras.Model) -> Serving:
         {
             "serving_default": Endpoint(
                 predict,
-                {"features": tf.TensorSpec([None, table.num_features], tf.float32)},
-                {"features": table.test.x[:2]},
-                {"prediction": f"float32 [B]: the predicted target from the raw features {', '.join(table.feature_names)}"},
+                {"features": tf.TensorSpec([None, len(names)], tf.float32)},
+                {"prediction": f"float32 [B]: the predicted target from the raw features {', '.join(names)}"},
             )
         }
     )
+
+
+def serving_examples(cfg: LinearRegressionConfig, net: keras.Model, test) -> dict[str, ServingExample]:
+    features = tabular.first_rows(test)  # raw: the standardisation is inside the model
+    prediction = np.asarray(net(features, training=False), np.float32).reshape(-1)
+    return {"serving_default": ServingExample({"features": features}, {"prediction": prediction})}
 
 
 RECIPE = register(
@@ -197,6 +214,7 @@ RECIPE = register(
         model=model,
         compile_args=compile_args,
         serving=serving,
+        serving_examples=serving_examples,
         report=report,
     )
 )

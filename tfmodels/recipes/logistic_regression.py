@@ -27,14 +27,16 @@ Report: P(pass) at 1-4 hours, the decision boundary -b/w in hours, w, b, ‖∇J
 the accuracy beside the majority-class baseline (2/3: always "fail").
 
 Serving: ``serving_default`` takes float32 ``hours`` [B] and returns ``probability`` [B] (of
-passing) and ``label`` [B] (1 = pass, at probability > 0.5).
+passing) and ``label`` [B] (1 = pass, at probability > 0.5). The export's example is the three test
+rows' hours, with the model's probabilities on them. Nothing is derived from the data beyond the
+weights (the table is the notes' constant), so the run has no assets but its test split.
 
 Presets: ``tiny`` (300 full-batch momentum steps, converged), ``default`` (1,000 steps) and
 ``paper`` (S10 as written: random init, no penalty, plain SGD, 100 full-batch epochs; PyTorch's
 summed BCE with lr 0.01 on N = 3 rows is Keras' mean BCE with lr 0.03).
 
 :func:`compile_args` (BCE + accuracy) is shared by the sigmoid MLPs ``diabetes_mlp`` and
-``titanic_mlp``, which stack logistic units (S11).
+``titanic_mlp``, which stack logistic units (S11), and so is :func:`sigmoid_classifier_examples`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import tensorflow as tf
 
 from pipelines import sources, tabular
 from tfmodels.config import TrainConfig
-from tfmodels.export.signatures import Endpoint, Serving, binary_probability
+from tfmodels.export.signatures import Endpoint, Serving, ServingExample, binary_probability
 from tfmodels.models.linear import build_linear
 from tfmodels.registry import Recipe, register
 
@@ -145,7 +147,6 @@ def serving(cfg: LogisticRegressionConfig, net: keras.Model) -> Serving:
             "serving_default": Endpoint(
                 predict,
                 {"hours": tf.TensorSpec([None], tf.float32)},
-                {"hours": np.array([1.0, 4.0], np.float32)},
                 {
                     "probability": "float32 [B]: probability of passing after that many hours of study",
                     "label": "int32 [B]: 1 = pass (probability > 0.5), 0 = fail",
@@ -153,6 +154,30 @@ def serving(cfg: LogisticRegressionConfig, net: keras.Model) -> Serving:
             )
         }
     )
+
+
+def sigmoid_classifier_examples(
+    net: keras.Model, features: np.ndarray, request: Mapping[str, np.ndarray]
+) -> dict[str, ServingExample]:
+    """``serving_default``'s example for a sigmoid classifier (this recipe, ``diabetes_mlp``, ``titanic_mlp``).
+
+    Args:
+        net: the model, ``features -> probability [B, 1]``.
+        features: test rows as the test pipeline gives them to the model.
+        request: the same rows in the raw form a client sends.
+
+    Returns:
+        The request, with the model's ``probability`` on ``features`` and its ``label`` at 0.5
+        (the threshold applied in NumPy, not by the serving code).
+    """
+    probability = np.asarray(net(features, training=False), np.float32).reshape(-1)
+    expected = {"probability": probability, "label": (probability > 0.5).astype(np.int32)}
+    return {"serving_default": ServingExample(request, expected)}
+
+
+def serving_examples(cfg: LogisticRegressionConfig, net: keras.Model, test) -> dict[str, ServingExample]:
+    hours = tabular.first_rows(test)
+    return sigmoid_classifier_examples(net, hours, {"hours": hours[:, 0]})
 
 
 RECIPE = register(
@@ -164,6 +189,7 @@ RECIPE = register(
         model=model,
         compile_args=compile_args,
         serving=serving,
+        serving_examples=serving_examples,
         report=report,
     )
 )

@@ -26,7 +26,12 @@ over the (sorted) training keys for both kernels as heatmaps — the learned ker
 its curve less smooth (d2l's observation).
 
 Serving: ``serving_default`` takes float32 ``x`` [B] and returns float32 ``prediction`` [B]
-(core ops; NaN or infinite x is rejected with an error naming ``x``).
+(core ops; NaN or infinite x is rejected with an error naming ``x``). The export's example is the
+first four test queries (x = 0, 0.1, 0.2, 0.3) with the model's predictions for them.
+
+Nothing needs a run asset: the training pairs are non-trainable weights of the model (saved in
+``model.keras`` and in the SavedModel), and the task is drawn from ``data_seed`` only by
+``datasets``, ``model`` (the keys) and the report, which all run while training.
 
 Presets: ``tiny`` (2 epochs, tests), ``default`` and ``paper`` (both d2l's experiment above).
 """
@@ -43,9 +48,9 @@ import tensorflow as tf
 
 from pipelines import sources
 from pipelines.splits import Splits
-from pipelines.tabular import finite
+from pipelines.tabular import finite, first_rows
 from tfmodels.config import TrainConfig
-from tfmodels.export.signatures import Endpoint, Serving
+from tfmodels.export.signatures import Endpoint, Serving, ServingExample
 from tfmodels.models.nadaraya_watson import build_nadaraya_watson, nadaraya_watson
 from tfmodels.registry import Recipe, register
 
@@ -96,7 +101,7 @@ def regression_task(cfg: NadarayaWatsonConfig) -> RegressionTask:
     Example:
         >>> from tfmodels.config import resolve
         >>> task = regression_task(resolve(NadarayaWatsonConfig, "default"))
-        >>> task.train[0].shape, task.test[0][:3].round(1).tolist()
+        >>> task.train[0].shape, task.test[0][:3].astype(float).round(1).tolist()
         ((50,), [0.0, 0.1, 0.2])
     """
     sources.parse(cfg.data, ("embedded",))
@@ -196,11 +201,16 @@ def serving(cfg: NadarayaWatsonConfig, net: keras.Model) -> Serving:
             "serving_default": Endpoint(
                 predict,
                 {"x": tf.TensorSpec([None], tf.float32)},
-                {"x": np.array([0.5, 2.5], np.float32)},
                 {"prediction": "float32 [B]: the attention-pooled estimate of 2 sin(x) + x^0.8 at each x"},
             )
         }
     )
+
+
+def serving_examples(cfg: NadarayaWatsonConfig, net: keras.Model, test) -> dict[str, ServingExample]:
+    x = first_rows(test)
+    prediction = np.asarray(net(x, training=False), np.float32).reshape(-1)
+    return {"serving_default": ServingExample({"x": x[:, 0]}, {"prediction": prediction})}
 
 
 RECIPE = register(
@@ -212,6 +222,7 @@ RECIPE = register(
         model=model,
         compile_args=compile_args,
         serving=serving,
+        serving_examples=serving_examples,
         report=report,
     )
 )

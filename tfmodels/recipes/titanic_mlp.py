@@ -36,7 +36,13 @@ case-insensitive; any other value fails with an InvalidArgumentError that names 
 accepted values and the offending ones. It returns ``probability`` [B] (of surviving) and
 ``label`` [B]. The encoding is :func:`pipelines.tabular.titanic_features`, the very function that
 built the training data, in core TensorFlow ops (with ``DATA=tfds:titanic`` a client sends
-``age`` as ``child`` for an age below 18, else ``adults``).
+``age`` as ``child`` for an age below 18, else ``adults``). The export's example is the first
+four test passengers as those raw fields (decoded from their encoded rows by
+:func:`pipelines.tabular.titanic_fields`), with the model's probabilities on the encoded rows.
+
+Nothing here is derived from the data beyond the weights: the inputs, their order and the
+accepted values are constants of :mod:`pipelines.tabular`, and no scaling is learned, so the run
+has no assets but its test split.
 
 Presets: ``tiny`` (2 epochs, seconds), ``default`` (Adam, batches of 32, 100 epochs) and
 ``paper`` (S13 exactly: SGD lr 0.01, shuffled batches of 1, 100 epochs).
@@ -49,16 +55,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 import keras
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 
 from pipelines import sources, tabular
 from pipelines.tabular import TITANIC_FEATURES
 from tfmodels.config import TrainConfig
-from tfmodels.export.signatures import Endpoint, Serving, binary_probability
+from tfmodels.export.signatures import Endpoint, Serving, ServingExample, binary_probability
 from tfmodels.models.mlp import build_mlp
-from tfmodels.recipes.logistic_regression import compile_args
+from tfmodels.recipes.logistic_regression import compile_args, sigmoid_classifier_examples
 from tfmodels.registry import Recipe, register
 
 PREDICTIONS_FILE = "my_predict.csv"
@@ -125,17 +130,17 @@ def serving(cfg: TitanicMlpConfig, net: keras.Model) -> Serving:
                     "age": tf.TensorSpec([None], tf.string),
                 },
                 {
-                    "pclass": np.array([1, 3], np.int32),
-                    "sex": np.array([b"female", b"male"], object),
-                    "age": np.array([b"adults", b"child"], object),
-                },
-                {
                     "probability": "float32 [B]: probability of surviving",
                     "label": "int32 [B]: 1 = survived (probability > 0.5), 0 = died",
                 },
             )
         }
     )
+
+
+def serving_examples(cfg: TitanicMlpConfig, net: keras.Model, test) -> dict[str, ServingExample]:
+    x = tabular.first_rows(test)
+    return sigmoid_classifier_examples(net, x, tabular.titanic_fields(x))
 
 
 RECIPE = register(
@@ -147,6 +152,7 @@ RECIPE = register(
         model=model,
         compile_args=compile_args,
         serving=serving,
+        serving_examples=serving_examples,
         report=report,
     )
 )
