@@ -218,7 +218,8 @@ def _run(
     callbacks: Sequence[keras.callbacks.Callback],
 ) -> TrainResult:
     """The unfinished stages of one run (config already resolved), each recorded when done."""
-    data = _load_data(recipe, cfg)
+    # Evaluate and export read the saved test split: the data source is needed for fit and report only.
+    data = _load_data(recipe, cfg) if not (run.finished("fit") and run.finished("report")) else None
     if not run.finished("fit"):
         dist = make_strategy(cfg.strategy)
         with dist.scope():
@@ -228,7 +229,7 @@ def _run(
             run.finish("data")
         fit_stage(recipe, cfg, run, data, model, dist, callbacks)
     model = load_trained_model(recipe, cfg, run.path)
-    test = _test_split(recipe, cfg, run.path, data.splits.test)
+    test = _test_split(recipe, cfg, run.path, data.splits.test if data else None)
     if not run.finished("evaluate"):
         run.add_metrics(test=test_metrics(model, test, cfg))
         run.finish("evaluate")
