@@ -26,23 +26,25 @@ vocabulary with ``min_freq``); §21 for the vocabulary (:class:`pipelines.text.v
   ``(source, target)`` pair per example) from one split (default ``train``), e.g.
   ``tfds:ted_hrlr_translate/pt_to_en``. All its pairs are split here the same way as the others.
 
-Splits (:func:`split_pairs`) are by **distinct source sentence**: pairs that share a source (fra.txt
-has several translations of ``go .``) land in the same split, so no test source is seen in
-training. Both vocabularies are counted on the training pairs only.
+Splits (:func:`split_data`, :func:`split_pairs`) are by **distinct source sentence**: pairs that
+share a source (fra.txt has several translations of ``go .``) land in the same split, so no test
+source is seen in training. Both vocabularies are counted on the training pairs only
+(:func:`count_vocabulary`); a training run keeps them as run assets, so nothing here is cached.
 
 Normalisation (:func:`normalize`): d2l's ``preprocess_nmt`` — non-breaking spaces become spaces,
-lower case (Unicode, so ``É`` → ``é``), and a space is inserted before ``, . ! ?`` so that
-punctuation marks are tokens; tokens are split on whitespace. The notes' language-model rule
-(:func:`pipelines.text.vocabulary.normalize`: every non-letter → space) cannot be used here: it
-deletes the digits of the embedded target language and the accents and apostrophes of French
-(``j'ai``), and translation needs punctuation as output tokens. Everything is core TensorFlow, so
-the serving graph normalises exactly as training did.
+lower case (Unicode, so ``É`` → ``é``), and a space is inserted before every ``, . ! ?`` that
+follows a non-space character (``"quoi ?!"`` → ``"quoi ? !"``, as d2l does), so that punctuation
+marks are tokens; tokens are split on whitespace. It is idempotent: the tokens joined with
+spaces normalise to the same tokens, so a source can be rebuilt from its ids. The notes'
+language-model rule (:func:`pipelines.text.vocabulary.normalize`: every non-letter → space)
+cannot be used here: it deletes the digits of the embedded target language and the accents and
+apostrophes of French (``j'ai``), and translation needs punctuation as output tokens. Everything
+is core TensorFlow, so the serving graph normalises exactly as training did.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -160,13 +162,16 @@ def load_pairs(spec: str = "embedded") -> list[tuple[str, str]]:
 def normalize(text: tf.Tensor) -> tf.Tensor:
     """d2l's ``preprocess_nmt`` in core ops: no-break spaces → space, Unicode lower case, space before ``, . ! ?``.
 
+    d2l puts a space before each of ``, . ! ?`` whose preceding character is not a space; a
+    space before every one of them, with runs of spaces collapsed, is the same text.
+
     Example:
-        >>> normalize(tf.constant("Va\\u202f!  J'ai PERDU.")).numpy().decode()
-        "va ! j'ai perdu ."
+        >>> normalize(tf.constant("Va\\u202f!  J'ai PERDU?!")).numpy().decode()
+        "va ! j'ai perdu ? !"
     """
     text = tf.strings.regex_replace(text, "[\u00a0\u202f]", " ")
     text = tf.strings.lower(text, encoding="utf-8")
-    text = tf.strings.regex_replace(text, r"([^ ])([,.!?])", r"\1 \2")
+    text = tf.strings.regex_replace(text, r"([,.!?])", r" \1")
     return tf.strings.strip(tf.strings.regex_replace(text, r"\s+", " "))
 
 
@@ -216,10 +221,16 @@ def split_pairs(pairs: Sequence[tuple[str, str]], fractions=(0.1, 0.1), seed: in
     return split
 
 
-def _count(texts: list[str]) -> dict[str, int]:
-    tokens = tokenize(tf.constant(texts)).flat_values.numpy()
+def count_vocabulary(texts: Sequence[str], min_freq: int = 0) -> Vocabulary:
+    """The vocabulary of ``texts`` (the training sources or targets) after :func:`tokenize`.
+
+    Example:
+        >>> count_vocabulary(["Go.", "go on!"], min_freq=2).tokens
+        ['<pad>', '<unk>', '<bos>', '<eos>', 'go']
+    """
+    tokens = tokenize(tf.constant(list(texts))).flat_values.numpy()
     values, counts = np.unique(tokens, return_counts=True)
-    return {value.decode("utf-8"): int(count) for value, count in zip(values, counts)}
+    return Vocabulary.from_counts({value.decode("utf-8"): int(count) for value, count in zip(values, counts)}, min_freq)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,14 +240,25 @@ class TranslationData:
     Args:
         source_vocabulary: counted on the training sources.
         target_vocabulary: counted on the training targets.
-        pairs: ``{"train" | "validation" | "test": [(source, target), ...]}`` raw strings.
-        info: facts for ``Splits.info`` and the report.
+        pairs: ``{"train" | "validation" | "test": [(source, target), ...]}`` raw strings
+            (:func:`split_data`).
+        spec: the ``DATA=`` spec the pairs come from.
     """
 
     source_vocabulary: Vocabulary
     target_vocabulary: Vocabulary
     pairs: dict[str, list[tuple[str, str]]]
-    info: dict[str, Any]
+    spec: str
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """Facts for ``Splits.info`` and the report."""
+        return {
+            "source": EMBEDDED_SOURCE if self.spec == "embedded" else self.spec,
+            "sizes": {name: len(part) for name, part in self.pairs.items()},
+            "source_vocab_size": self.source_vocabulary.size,
+            "target_vocab_size": self.target_vocabulary.size,
+        }
 
     def examples(self, split: str, num_steps: int) -> tf.data.Dataset:
         """Unbatched teacher-forcing examples of a split (§41).
@@ -252,38 +274,39 @@ class TranslationData:
 
     def splits(self, num_steps: int) -> Splits:
         """:class:`pipelines.splits.Splits` of :meth:`examples` for train / validation / test."""
-        return Splits(*(self.examples(name, num_steps) for name in ("train", "validation", "test")), dict(self.info))
+        return Splits(*(self.examples(name, num_steps) for name in ("train", "validation", "test")), self.info)
 
 
-@functools.lru_cache(maxsize=4)
-def load(spec: str = "embedded", min_freq: int = 0, seed: int = 0, num_examples: int = 0, fractions=(0.1, 0.1)) -> TranslationData:
-    """Pairs of ``spec`` split by source (:func:`split_pairs`), with vocabularies of the training pairs.
+def split_data(spec: str = "embedded", seed: int = 0, num_examples: int = 0, fractions=(0.1, 0.1)) -> dict[str, list[tuple[str, str]]]:
+    """The raw pairs of ``spec`` split by source (:func:`split_pairs`).
 
     Args:
         spec: ``embedded``, ``file:<path>`` or ``tfds:<name>[:<split>]``.
-        min_freq: training tokens seen fewer times map to ``<unk>`` (d2l uses 2 for fra.txt).
+        seed: the split's seed.
         num_examples: keep the first pairs of the source before splitting (0 = all; d2l's
             ``num_examples``).
-        seed: the split's seed.
         fractions: validation and test shares of the distinct sources.
 
-    Example:
-        >>> data = load("embedded")
-        >>> data.info["sizes"], data.source_vocabulary.size, data.target_vocabulary.size
-        ({'train': 9681, 'validation': 1210, 'test': 1210}, 107, 14)
+    Raises:
+        DataSourceError: the source cannot be read, or has too few pairs for three splits.
     """
     pairs = load_pairs(spec)
     pairs = pairs[:num_examples] if num_examples else pairs
     split = split_pairs(pairs, fractions, seed)
     if not all(split.values()):
         raise sources.DataSourceError(f"{spec}: {len(pairs)} pairs are too few for a train / validation / test split")
+    return split
+
+
+def load(spec: str = "embedded", min_freq: int = 0, seed: int = 0, num_examples: int = 0, fractions=(0.1, 0.1)) -> TranslationData:
+    """:func:`split_data` with vocabularies counted on the training pairs (``min_freq``: rarer
+    training tokens map to ``<unk>``; d2l uses 2 for fra.txt).
+
+    Example:
+        >>> data = load("embedded")
+        >>> data.info["sizes"], data.source_vocabulary.size, data.target_vocabulary.size
+        ({'train': 9681, 'validation': 1210, 'test': 1210}, 107, 14)
+    """
+    split = split_data(spec, seed, num_examples, fractions)
     train_sources, train_targets = zip(*split["train"])
-    source_vocabulary = Vocabulary.from_counts(_count(list(train_sources)), min_freq)
-    target_vocabulary = Vocabulary.from_counts(_count(list(train_targets)), min_freq)
-    info = {
-        "source": EMBEDDED_SOURCE if spec == "embedded" else spec,
-        "sizes": {name: len(part) for name, part in split.items()},
-        "source_vocab_size": source_vocabulary.size,
-        "target_vocab_size": target_vocabulary.size,
-    }
-    return TranslationData(source_vocabulary, target_vocabulary, split, info)
+    return TranslationData(count_vocabulary(train_sources, min_freq), count_vocabulary(train_targets, min_freq), split, spec)

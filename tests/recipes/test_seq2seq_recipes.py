@@ -1,5 +1,9 @@
 """seq2seq, seq2seq_attention and transformer_mt recipes (notes-002-part2 §40–§53): training, report, translate serving."""
 
+import base64
+import json
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,15 +13,31 @@ from pipelines.text import translation
 from pipelines.text.vocabulary import EOS_ID, PAD_ID, Vocabulary
 from tfmodels.config import ConfigError, resolve
 from tfmodels.recipes import seq2seq as recipe
+from tfmodels.training.run_folder import RunFolder
+from tfmodels.training.trainer import evaluate_run, run_config
 
 
-def train_tiny(name, root):
-    return tfmodels.train(name, preset="tiny", runs_root=root / "runs", export_root=root / "saved_models")
+def train_tiny(name, root, data=None):
+    return tfmodels.train(name, preset="tiny", data=data, runs_root=root / "runs", export_root=root / "saved_models")
 
 
 @pytest.fixture(scope="module")
-def attention_run(tmp_path_factory):
-    return train_tiny("seq2seq_attention", tmp_path_factory.mktemp("seq2seq_attention"))
+def pairs_file(tmp_path_factory):
+    """The embedded number pairs as a tab-separated file: the same task from a source a test can take away."""
+    path = tmp_path_factory.mktemp("pairs") / "numbers.txt"
+    path.write_text("".join(f"{source}\t{target}\n" for source, target in translation.number_pairs()), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def attention_run(tmp_path_factory, pairs_file):
+    return train_tiny("seq2seq_attention", tmp_path_factory.mktemp("seq2seq_attention"), data=f"file:{pairs_file}")
+
+
+@pytest.fixture(scope="module")
+def cfg(attention_run):
+    """The run's config, reading its vocabularies from the run folder."""
+    return run_config(RunFolder.open(attention_run.run_dir))
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +55,9 @@ def check_run(run):
         assert 0 <= scores["bleu"] <= 1 and 0 <= scores["corpus_bleu"] <= 1 and 0 <= scores["exact_match"] <= 1
     assert report["baselines"]["copy_source"]["bleu"] == 0.0  # words never equal digits
     assert len(report["samples"]) == 8 and {"source", "reference", "greedy", "beam_4"} <= set(report["samples"][0])
-    assert Vocabulary.load(run.run_dir / "target_vocabulary.txt").size == 14
+    assets = run.run_dir / "assets"
+    assert Vocabulary.load(assets / "target_vocabulary.txt").size == 14
+    assert Vocabulary.load(assets / "source_vocabulary.txt").size == run.metrics["data"]["source_vocab_size"]
 
 
 SIGNATURES = ["greedy", "sample", "serving_default"]
@@ -87,15 +109,14 @@ def test_sampling_is_reproducible_per_seed_and_greedy_at_temperature_zero(signat
 
 def test_translation_text_is_the_ids_before_eos(attention_run, signatures):
     out = signatures["serving_default"](source=tf.constant(["forty-two", "nine thousand and one", "zero"]))
-    tokens = Vocabulary.load(attention_run.run_dir / "target_vocabulary.txt").tokens
+    tokens = Vocabulary.load(attention_run.run_dir / "assets" / "target_vocabulary.txt").tokens
     for text, ids, length in zip(out["translation"].numpy(), out["translation_ids"].numpy(), out["translation_length"].numpy()):
         words = [tokens[i] for i in ids[:length] if i != EOS_ID]
         assert text.decode() == " ".join(words)
         assert (ids[length:] == PAD_ID).all()
 
 
-def test_serving_equals_decoding_with_the_keras_model(attention_run, signatures):
-    cfg = resolve(recipe.Seq2SeqAttentionConfig, "tiny")
+def test_serving_equals_decoding_with_the_keras_model(attention_run, cfg, signatures):
     translator = recipe.Translator(cfg, attention_run.model)
     sources = tf.constant(["three thousand and five", "forty-two", "one hundred"])
     for name, k in (("greedy", 1), ("serving_default", cfg.beam_width)):
@@ -105,8 +126,7 @@ def test_serving_equals_decoding_with_the_keras_model(attention_run, signatures)
         np.testing.assert_allclose(served["score"].numpy(), direct["score"].numpy(), rtol=1e-5)
 
 
-def test_over_long_sources_are_truncated_to_num_steps_like_training_examples(attention_run):
-    cfg = resolve(recipe.Seq2SeqAttentionConfig, "tiny")
+def test_over_long_sources_are_truncated_to_num_steps_like_training_examples(attention_run, cfg):
     translator = recipe.Translator(cfg, attention_run.model)
     words = "nine hundred and ninety-nine thousand nine hundred and ninety-nine seven seven seven"
     first_ten = " ".join(words.split()[:10])
@@ -155,3 +175,49 @@ def test_a_model_trained_on_other_data_is_refused_at_export(attention_run):
     assert translation.load("embedded", num_examples=30).source_vocabulary.size < 107
     with pytest.raises(ConfigError, match="export with the training run's settings"):
         recipe.serving(cfg, attention_run.model)
+
+
+def test_serving_examples_are_test_sources_rebuilt_from_their_ids(attention_run, cfg):
+    extra = attention_run.export_path / "assets.extra"
+    requests = {name: json.loads((extra / "rest_requests" / f"{name}.json").read_text())["inputs"] for name in SIGNATURES}
+    sources = [base64.b64decode(text["b64"]).decode() for text in requests["serving_default"]["source"]]
+    known = set(Vocabulary.load(attention_run.run_dir / "assets" / "source_vocabulary.txt").tokens)
+    test_pairs = recipe.split_pairs(cfg)["test"]  # first, middle, last
+    spread = [translation.normalize(tf.constant(test_pairs[i][0])).numpy().decode() for i in (0, len(test_pairs) // 2, -1)]
+    assert sources == [" ".join(w if w in known else "<unk>" for w in s.split()) for s in spread]
+    assert requests["greedy"]["source"] == requests["sample"]["source"] == requests["serving_default"]["source"]
+    assert (requests["sample"]["temperature"], requests["sample"]["seed"]) == (pytest.approx(0.8), 7)
+    expected = json.loads((extra / "expected_outputs.json").read_text())["signatures"]
+    assert all(set(expected[name]) == set(recipe.OUTPUTS) for name in SIGNATURES)
+    assert expected["greedy"]["source_tokens"]["values"] == [len(s.split()) for s in sources]
+
+
+def test_a_copied_run_exports_and_evaluates_the_same_without_its_pairs_file_or_original_folder(attention_run, pairs_file, tmp_path):
+    copied = shutil.copytree(attention_run.run_dir, tmp_path / "copied_run")
+    hidden = [path.rename(path.with_name(path.name + ".hidden")) for path in (pairs_file, attention_run.run_dir)]
+    try:
+        export = tfmodels.export(copied, tmp_path / "saved_models")
+        assert tfmodels.verify_export(export)["signatures"] == SIGNATURES
+        evaluated = evaluate_run(copied)
+    finally:
+        for path, original in zip(hidden, (pairs_file, attention_run.run_dir)):
+            path.rename(original)
+    assert evaluated["test"] == attention_run.metrics["test"]
+    expected = (json.loads((path / "assets.extra" / "expected_outputs.json").read_text()) for path in (export, attention_run.export_path))
+    assert next(expected) == next(expected)
+    sources = tf.constant(["three thousand and five", "Forty-two!", "", "seven zyzzyva", " ".join(["nine"] * 12)])
+    inputs = {name: {"source": sources} for name in SIGNATURES}
+    inputs["sample"].update(temperature=tf.constant(1.5), seed=tf.constant(3, tf.int64))
+    for name in SIGNATURES:
+        ours, theirs = (tf.saved_model.load(str(path)).signatures[name](**inputs[name]) for path in (export, attention_run.export_path))
+        assert set(ours) == set(theirs) == set(recipe.OUTPUTS)
+        for key in ours:
+            np.testing.assert_array_equal(ours[key].numpy(), theirs[key].numpy())
+
+
+def test_sources_rebuilt_from_their_tokens_tokenise_the_same_as_serving_examples_need():
+    texts = tf.constant(["Quoi ?!", "J'ai... PERDU!!", "Élan,vite?", "Va\u202f!", "!Go", "three thousand and five"])
+    tokens = translation.tokenize(texts)
+    rebuilt = tf.strings.reduce_join(tokens, axis=1, separator=" ")
+    assert translation.tokenize(rebuilt).to_list() == tokens.to_list()
+    assert tokens.to_list()[:2] == [[b"quoi", b"?", b"!"], [b"j'ai", b".", b".", b".", b"perdu", b"!", b"!"]]  # as d2l's preprocess_nmt

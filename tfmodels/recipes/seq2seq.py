@@ -7,14 +7,22 @@ the length penalty), §45–§46 (L3614–3659: masked softmax, Bahdanau attenti
 :func:`tfmodels.models.seq2seq.build_seq2seq` (``attention=False`` / ``True``) and
 :func:`tfmodels.models.transformer.build_transformer`.
 
-Data (``DATA=embedded``, offline): English number words → digits, 0–9999
+Data (``DATA=embedded``, offline): English number words → digits, 0–999,999
 (:mod:`pipelines.text.translation`; ``"three thousand and five" → "3 0 0 5"``), split 80 / 10 / 10 %
-by source with the seed, so every test number is unseen in training. ``file:<path>`` reads
+by source with ``data_seed``, so every test number is unseen in training. ``file:<path>`` reads
 tab-separated pairs (d2l's ``fra.txt``; use ``--set min_freq=2`` as d2l does) and ``tfds:<name>``
-a TFDS translation set (e.g. ``tfds:ted_hrlr_translate/pt_to_en``). Vocabularies come from the
-training pairs only. Examples (§41, [REF d2l]): source ids truncated/padded to ``num_steps``;
-label = target + ``<eos>``, truncated/padded to ``num_steps``; decoder input = ``<bos>`` + label
-without its last position (teacher forcing).
+a TFDS translation set (e.g. ``tfds:ted_hrlr_translate/pt_to_en``).
+
+Run assets (:func:`vocabularies`): the source and target vocabularies are counted on the training
+pairs only, in the run's data stage, and saved as ``assets/source_vocabulary.txt`` and
+``assets/target_vocabulary.txt`` (one token a line, in id order). The model's sizes, the report
+and the export read them from the run folder, so a copied run exports and evaluates with its
+data source gone. The tokenizer learns nothing: :func:`pipelines.text.translation.normalize` and
+``num_steps`` (in ``config.json``) fix it.
+
+Examples (§41, [REF d2l]): source ids truncated/padded to ``num_steps``; label = target +
+``<eos>``, truncated/padded to ``num_steps``; decoder input = ``<bos>`` + label without its last
+position (teacher forcing).
 
 Loss: the notes' masked softmax cross-entropy — ``<pad>`` label positions are left out and the
 loss is the mean over real target tokens (Keras ``ignore_class=0``). d2l averages each sentence
@@ -31,7 +39,8 @@ and ``nearest_source`` (the target of the training pair whose source shares the 
 Jaccard overlap of word sets — a retrieval "translation memory"; computed over at most 20,000
 training pairs). BLEU compares token lists after the training normalisation; a reference longer
 than ``num_steps − 1`` tokens is kept whole, so truncation costs the model BLEU. Sample
-translations of the first test pairs are included.
+translations of the first test pairs are included. The model decodes the test pipeline's source
+ids (:func:`evaluation_translations`), not the raw strings.
 
 Serving (core TensorFlow only; both vocabularies travel in the graph):
 
@@ -56,6 +65,12 @@ score 0 instead of decoding from an empty encoding. The decoder writes at most `
 tokens; a translation cut off there has no ``<eos>`` (``translation_length == num_steps`` and the
 last id is not ``<eos>``).
 
+Serving examples (:func:`serving_examples`, checked by ``verify-export``): three test examples
+(the test split's first, middle and last), their source strings rebuilt from the test pipeline's
+ids with the run's source vocabulary, and every output as the evaluation path gives it — the
+model decoding those ids (greedy, beam, and for ``sample`` temperature 0.8 with seed 7,
+reproduced from the same stateless seeds), with text and lengths made in NumPy.
+
 Presets: ``tiny`` (tests: the first 600 pairs, small widths, 2 epochs), ``default`` (d2l's widths,
 Adam with a cosine decay, all 9,681 training pairs, 20 epochs; about 9–12 minutes on 2 shared CPU
 cores) and ``paper``: for the GRU models d2l's [REF d2l] §41/§46 settings (embedding 32, hidden 32,
@@ -70,7 +85,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 import keras
@@ -78,9 +92,9 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.text import translation
-from pipelines.text.vocabulary import BOS_ID, EOS_ID, PAD_ID, string_lookup
+from pipelines.text.vocabulary import BOS_ID, EOS_ID, PAD_ID, Vocabulary, string_lookup
 from tfmodels.config import ConfigError, TrainConfig
-from tfmodels.export.signatures import Endpoint, Serving
+from tfmodels.export.signatures import Endpoint, Serving, ServingExample
 from tfmodels.metrics.bleu import bleu, corpus_bleu
 from tfmodels.models import seq2seq as seq2seq_model
 from tfmodels.models import transformer
@@ -88,10 +102,14 @@ from tfmodels.models.beam_search import LENGTH_PENALTIES, sample, translate
 from tfmodels.models.seq2seq import build_seq2seq
 from tfmodels.models.transformer import build_transformer
 from tfmodels.registry import Recipe, register
+from tfmodels.training.run_assets import lines_asset
 
 BLEU_K = 2  # d2l evaluates its translations with k = 2 (§41 [REF d2l]); the notes' example too
 RETRIEVAL_LIMIT = 20_000
 SAMPLES = 8
+VOCABULARIES = ("source_vocabulary.txt", "target_vocabulary.txt")  # run assets, in id order one token a line
+EXAMPLES = 3  # test examples in each export's serving examples, spread over the test split
+SAMPLE_REQUEST = {"temperature": np.float32(0.8), "seed": np.int64(7)}
 
 
 @dataclasses.dataclass
@@ -197,30 +215,44 @@ class TransformerMtConfig(TranslationConfig):
             raise ConfigError(f"d_model ({self.d_model}) must be a multiple of num_heads ({self.num_heads})")
 
 
-def task(cfg: TranslationConfig) -> translation.TranslationData:
-    """The config's translation pairs and vocabularies (loaded once per process per data setting)."""
-    return translation.load(cfg.data, cfg.min_freq, cfg.data_seed, cfg.num_examples)
+def split_pairs(cfg: TranslationConfig) -> dict[str, list[tuple[str, str]]]:
+    """The config's raw pairs per split (split with ``data_seed``); read by the data stage and the report only."""
+    return translation.split_data(cfg.data, cfg.data_seed, cfg.num_examples)
+
+
+def vocabularies(cfg: TranslationConfig, pairs: Mapping[str, list] | None = None) -> tuple[Vocabulary, Vocabulary]:
+    """The run's source and target vocabularies, the assets ``source_vocabulary.txt`` and ``target_vocabulary.txt``.
+
+    Counted on the training pairs (``pairs``, else the config's data) while the run's data stage
+    runs and saved in the run folder; read from there afterwards, never counted again.
+    """
+    train = functools.cache(lambda: (pairs or split_pairs(cfg))["train"])  # the data are read once, and only to count
+    return tuple(
+        Vocabulary(lines_asset(cfg, name, lambda column=column: translation.count_vocabulary(
+            [pair[column] for pair in train()], cfg.min_freq).tokens))
+        for column, name in enumerate(VOCABULARIES)
+    )
 
 
 def datasets(cfg: TranslationConfig):
-    return task(cfg).splits(cfg.num_steps)
+    pairs = split_pairs(cfg)
+    return translation.TranslationData(*vocabularies(cfg, pairs), pairs, cfg.data).splits(cfg.num_steps)
 
 
 def _seq2seq_builder(attention: bool, name: str):
     def model(cfg: Seq2SeqConfig) -> keras.Model:
-        data = task(cfg)
+        source, target = vocabularies(cfg)
         return build_seq2seq(
-            data.source_vocabulary.size, data.target_vocabulary.size, cfg.embedding_dim, cfg.hidden_units,
-            cfg.num_layers, cfg.dropout, attention, name=name,
+            source.size, target.size, cfg.embedding_dim, cfg.hidden_units, cfg.num_layers, cfg.dropout, attention, name=name,
         )
 
     return model
 
 
 def transformer_model(cfg: TransformerMtConfig) -> keras.Model:
-    data = task(cfg)
+    source, target = vocabularies(cfg)
     return build_transformer(
-        data.source_vocabulary.size, data.target_vocabulary.size, cfg.d_model, cfg.num_heads, cfg.ffn_dim,
+        source.size, target.size, cfg.d_model, cfg.num_heads, cfg.ffn_dim,
         cfg.num_layers, cfg.dropout, max_length=max(cfg.num_steps, 16), name="transformer_mt",
     )
 
@@ -243,6 +275,23 @@ def compile_args(cfg: TranslationConfig) -> dict:
 DECODER_STEPS = {"seq2seq": seq2seq_model.decoder_step, "transformer_mt": transformer.decoder_step}
 
 
+def _decoder_step(cfg: TranslationConfig):
+    return DECODER_STEPS["transformer_mt" if isinstance(cfg, TransformerMtConfig) else "seq2seq"]
+
+
+def search(cfg: TranslationConfig, model: keras.Model, source_ids: tf.Tensor, beam_width: int) -> dict[str, tf.Tensor]:
+    """Beam search over ``[B, num_steps]`` source ids (greedy for ``beam_width=1``): ``ids``, ``lengths``, ``log_prob``, ``score``."""
+    return translate(_decoder_step(cfg), model, source_ids, cfg.num_steps, BOS_ID, EOS_ID, beam_width, cfg.alpha,
+                     cfg.length_penalty)
+
+
+def draw(cfg: TranslationConfig, model: keras.Model, source_ids: tf.Tensor, temperature, seed) -> dict[str, tf.Tensor]:
+    """Temperature sampling (notes-001 §1) over ``[B, num_steps]`` source ids; ``score`` = ``log_prob``."""
+    step, state = _decoder_step(cfg)(model, source_ids, cfg.num_steps)
+    out = sample(step, state, tf.shape(source_ids)[0], cfg.num_steps, BOS_ID, EOS_ID, temperature, seed)
+    return {**out, "score": out["log_prob"]}
+
+
 class Translator:
     """Raw source strings → translations with a trained model, in core TensorFlow ops (the serving computation).
 
@@ -253,30 +302,17 @@ class Translator:
     """
 
     def __init__(self, cfg: TranslationConfig, model: keras.Model):
-        data = task(cfg)
+        source, target = vocabularies(cfg)
         sizes = (model.get_layer("encoder").vocab_size, model.output_shape[-1])
-        if sizes != (data.source_vocabulary.size, data.target_vocabulary.size):
+        if sizes != (source.size, target.size):
             raise ConfigError(
                 f"the model reads {sizes[0]} source and writes {sizes[1]} target tokens but {cfg.data!r} "
                 f"(num_examples={cfg.num_examples}, min_freq={cfg.min_freq}) gives vocabularies of "
-                f"{data.source_vocabulary.size} and {data.target_vocabulary.size}: export with the training run's settings"
+                f"{source.size} and {target.size}: export with the training run's settings"
             )
         self.cfg, self.model = cfg, model
-        self.decoder_step = DECODER_STEPS["transformer_mt" if isinstance(cfg, TransformerMtConfig) else "seq2seq"]
-        self.source_lookup = string_lookup(data.source_vocabulary.tokens, name="source_lookup")
-        self.target_tokens = tf.constant(data.target_vocabulary.tokens)
-
-    def search(self, source_ids: tf.Tensor, beam_width: int) -> dict[str, tf.Tensor]:
-        """Beam search over ``[B, num_steps]`` source ids (greedy for ``beam_width=1``)."""
-        cfg = self.cfg
-        return translate(self.decoder_step, self.model, source_ids, cfg.num_steps, BOS_ID, EOS_ID, beam_width,
-                         cfg.alpha, cfg.length_penalty)
-
-    def sample(self, source_ids: tf.Tensor, temperature, seed) -> dict[str, tf.Tensor]:
-        """Temperature sampling (notes-001 §1) over ``[B, num_steps]`` source ids; ``score`` = ``log_prob``."""
-        step, state = self.decoder_step(self.model, source_ids, self.cfg.num_steps)
-        out = sample(step, state, tf.shape(source_ids)[0], self.cfg.num_steps, BOS_ID, EOS_ID, temperature, seed)
-        return {**out, "score": out["log_prob"]}
+        self.source_lookup = string_lookup(source.tokens, name="source_lookup")
+        self.target_tokens = tf.constant(target.tokens)
 
     def text(self, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
         """``[B, N]`` target ids → ``[B]`` strings: the tokens before ``<eos>``, joined with spaces."""
@@ -287,7 +323,10 @@ class Translator:
         """Translates ``[B]`` strings: beam search of ``beam_width``, or sampling when ``temperature`` is given."""
         tokens = translation.tokenize(source)
         source_ids = translation.pad_ids(self.source_lookup(tokens), self.cfg.num_steps)
-        out = self.search(source_ids, beam_width) if temperature is None else self.sample(source_ids, temperature, seed)
+        if temperature is None:
+            out = search(self.cfg, self.model, source_ids, beam_width)
+        else:
+            out = draw(self.cfg, self.model, source_ids, temperature, seed)
         empty = tokens.row_lengths() == 0  # nothing to translate: an empty answer, not a decoding of nothing
         lengths = tf.where(empty, 0, out["lengths"])
         ids = tf.where(empty[:, None], PAD_ID, out["ids"])
@@ -316,19 +355,82 @@ def serving(cfg: TranslationConfig, model: keras.Model) -> Serving:
     # The export tracks the model's objects only: as an attribute, the lookup table is saved with it.
     model.source_lookup = translator.source_lookup
     spec = {"source": tf.TensorSpec([None], tf.string)}
-    example = {"source": np.array([translation.number_words(342).encode(), b"", b"seven zyzzyva"], object)}
     sample_spec = {**spec, "temperature": tf.TensorSpec([], tf.float32), "seed": tf.TensorSpec([], tf.int64)}
-    sample_example = {**example, "temperature": np.float32(0.8), "seed": np.int64(7)}
     return Serving(
         {
-            "serving_default": Endpoint(lambda source: translator(source, cfg.beam_width), spec, example, OUTPUTS),
-            "greedy": Endpoint(lambda source: translator(source, 1), spec, example, OUTPUTS),
+            "serving_default": Endpoint(lambda source: translator(source, cfg.beam_width), spec, OUTPUTS),
+            "greedy": Endpoint(lambda source: translator(source, 1), spec, OUTPUTS),
             "sample": Endpoint(
-                lambda source, temperature, seed: translator(source, temperature=temperature, seed=seed),
-                sample_spec, sample_example, OUTPUTS,
+                lambda source, temperature, seed: translator(source, temperature=temperature, seed=seed), sample_spec, OUTPUTS
             ),
         }
     )
+
+
+def pipeline_source_ids(test: tf.data.Dataset) -> np.ndarray:
+    """``[N, num_steps]`` source ids of the unbatched test split."""
+    return np.stack(list(test.map(lambda features, *_: features["source_ids"]).as_numpy_iterator()))
+
+
+def evaluation_translations(
+    cfg: TranslationConfig, model: keras.Model, source_ids: np.ndarray, target_tokens: list[str], batch_size: int = 256, **decoding
+) -> dict[str, np.ndarray]:
+    """The evaluation path's translations of test-pipeline source ids, in the form of the served outputs.
+
+    The model decodes the pipeline's ``[N, num_steps]`` ids with the decoding algorithms serving
+    runs too (:func:`search` / :func:`draw` over :mod:`tfmodels.models.beam_search`: the model's
+    encoder and decoder step, no strings); the text, the lengths and the empty-source answer are
+    made here in NumPy. None of the serving graph's normalising, tokenising, lookup, truncation
+    or text assembly takes part, so comparing the two checks them.
+
+    Args:
+        decoding: ``beam_width=k`` (1 = greedy), or ``temperature`` and ``seed`` for sampling
+            (the draws are stateless in ``(seed, step)``, so the same rows, temperature and seed
+            reproduce a served sample exactly).
+    """
+    decoder = draw if "temperature" in decoding else search
+    decode = tf.function(lambda ids: decoder(cfg, model, ids, **decoding),
+                         input_signature=[tf.TensorSpec([None, cfg.num_steps], tf.int32)])
+    batches = [decode(tf.constant(source_ids[start : start + batch_size], tf.int32))
+               for start in range(0, len(source_ids), batch_size)]
+    out = {key: np.concatenate([batch[key].numpy() for batch in batches]) for key in batches[0]}
+    source_tokens = (source_ids != PAD_ID).sum(axis=1).astype(np.int32)
+    empty = source_tokens == 0  # the documented answer to an empty source: an empty translation
+    ids = np.where(empty[:, None], PAD_ID, out["ids"]).astype(np.int32)
+    lengths = np.where(empty, 0, out["lengths"]).astype(np.int32)
+    texts = [" ".join(target_tokens[i] for i in row[:length] if i not in (EOS_ID, PAD_ID)) for row, length in zip(ids, lengths)]
+    return {
+        "translation": np.array([text.encode() for text in texts], object),
+        "translation_ids": ids,
+        "translation_length": lengths,
+        "score": np.where(empty, 0.0, out["score"]).astype(np.float32),
+        "log_probability": np.where(empty, 0.0, out["log_prob"]).astype(np.float32),
+        "source_tokens": source_tokens,
+    }
+
+
+def serving_examples(cfg: TranslationConfig, model: keras.Model, test: tf.data.Dataset) -> dict[str, ServingExample]:
+    """Test examples spread over the test split as source strings, with the evaluation path's translations.
+
+    A source string is rebuilt from the test pipeline's ids with the run's source vocabulary
+    (its tokens joined with spaces: normalisation is idempotent, so it tokenises to the same
+    ids; ``<unk>`` reads back as ``<unk>``). ``sample`` asks for temperature 0.8 with seed 7 and
+    expects every output: its draws are reproduced from the same seed (see
+    :func:`evaluation_translations`).
+    """
+    source, target = vocabularies(cfg)
+    source_ids = pipeline_source_ids(test)
+    source_ids = source_ids[np.linspace(0, len(source_ids) - 1, EXAMPLES).round().astype(int)]
+    request = {"source": np.array([" ".join(source.tokens[i] for i in row if i != PAD_ID).encode() for row in source_ids], object)}
+
+    def expected(**decoding):
+        return evaluation_translations(cfg, model, source_ids, target.tokens, **decoding)
+
+    return {
+        "serving_default": ServingExample(request, expected(beam_width=cfg.beam_width)),
+        "greedy": ServingExample(request, expected(beam_width=1)),
+        "sample": ServingExample({**request, **SAMPLE_REQUEST}, expected(**SAMPLE_REQUEST)),
+    }
 
 
 def _scores(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:
@@ -361,21 +463,17 @@ def nearest_source_targets(train_sources, train_targets, test_sources) -> list[l
 
 
 def report(cfg: TranslationConfig, model: keras.Model, splits, run_dir) -> dict:
-    data = task(cfg)
-    vocab_dir = Path(run_dir)
-    data.source_vocabulary.save(vocab_dir / "source_vocabulary.txt")
-    data.target_vocabulary.save(vocab_dir / "target_vocabulary.txt")
-    translator = Translator(cfg, model)
-    test_sources, test_targets = (list(c) for c in zip(*data.pairs["test"]))
+    pairs = split_pairs(cfg)  # raw strings: the references and the baselines' training pairs
+    target_tokens = vocabularies(cfg)[1].tokens
+    test_sources, test_targets = (list(c) for c in zip(*pairs["test"]))
     references = _tokens(test_targets)
+    source_ids = pipeline_source_ids(splits.test)  # the test pipeline's ids, in the pairs' order
     results, samples = {}, {}
     for name, k in (("greedy", 1), (f"beam_{cfg.beam_width}", cfg.beam_width)):
-        decode = tf.function(functools.partial(translator, beam_width=k))
-        texts = [t.decode() for start in range(0, len(test_sources), 256)
-                 for t in decode(tf.constant(test_sources[start : start + 256]))["translation"].numpy()]
+        texts = [t.decode() for t in evaluation_translations(cfg, model, source_ids, target_tokens, beam_width=k)["translation"]]
         results[name] = _scores([t.split() for t in texts], references)
         samples[name] = texts[:SAMPLES]
-    train_sources, train_targets = (list(c) for c in zip(*data.pairs["train"][:RETRIEVAL_LIMIT]))
+    train_sources, train_targets = (list(c) for c in zip(*pairs["train"][:RETRIEVAL_LIMIT]))
     train_target_tokens = _tokens(train_targets)
     source_tokens = _tokens(test_sources)
     counts = collections.Counter(" ".join(t) for t in train_target_tokens)
@@ -409,6 +507,7 @@ def _register(name: str, config: type[TranslationConfig], model, description: st
             model=model,
             compile_args=compile_args,
             serving=serving,
+            serving_examples=serving_examples,
             report=report,
         )
     )
