@@ -1,4 +1,5 @@
-import warnings
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,13 +62,13 @@ def test_tfds_source_with_mocked_cifar10():
     assert x.shape == (4, 24, 24, 3) and len(names) == 10
 
 
-def test_notes_augmentation_is_random_in_training_only_and_keeps_shapes_and_range():
+def test_notes_augmentation_is_random_per_batch_and_keeps_shapes_and_range():
     fn = augment.batch_transform("notes", (32, 32), seed=1)
     x = tf.random.stateless_uniform([4, 32, 32, 3], [1, 2], 0, 255)
     y = tf.one_hot([0, 1, 2, 0], 3)
     a, ya = fn(x, y)
-    b, _ = fn(x, y)
-    assert a.shape == x.shape and not np.allclose(a.numpy(), b.numpy())
+    b, _ = fn(x[::-1], y[::-1])  # the same images in another batch order: other draws
+    assert a.shape == x.shape and not np.allclose(a.numpy(), b.numpy()[::-1])
     assert float(tf.reduce_min(a)) >= 0.0 and float(tf.reduce_max(a)) <= 255.0
     np.testing.assert_array_equal(ya.numpy(), y.numpy())  # no mixing: labels untouched
 
@@ -89,3 +90,81 @@ def test_mixup_and_cutmix_mix_labels_as_distributions():
 def test_unknown_policy_is_named():
     with pytest.raises(ValueError, match="unknown augmentation 'autoaugment'"):
         augment.batch_transform("autoaugment", (8, 8))
+
+
+def test_folder_ids_come_from_the_run_class_names_when_folders_change(photo_folder):
+    """A class folder added (sorting first) or removed shifts no id; an unknown class is skipped, named."""
+    run_names = ["cat", "dog", "owl"]
+    extra = photo_folder / "aardvark"
+    extra.mkdir()
+    (extra / "0.png").write_bytes(tf.io.encode_png(np.zeros((8, 8, 3), "uint8")).numpy())
+    shutil.rmtree(photo_folder / "dog")
+    with pytest.warns(UserWarning, match=r"skipped the images of class folder\(s\) \['aardvark'\]"):
+        paths, labels, names, _ = image_folder.scan(photo_folder, run_names)
+    assert names == run_names and sorted(set(labels)) == [0, 2]
+    assert all(run_names[label] == Path(path).parent.name for path, label in zip(paths, labels))
+    with pytest.warns(UserWarning, match="aardvark"):
+        splits = image_classification.load(f"folder:{photo_folder}", (8, 8), run_class_names=run_names)
+    assert splits.info["class_names"] == run_names
+    assert sorted(int(y) for split in (splits.train, splits.validation, splits.test) for _, y in split) == [0] * 4 + [2] * 4
+
+
+def test_a_folder_without_any_class_of_the_run_is_refused(photo_folder):
+    with pytest.warns(UserWarning, match="skipped the images"), pytest.raises(DataSourceError, match="no decodable images of the classes"):
+        image_folder.load(photo_folder, (8, 8), class_names=["emu", "yak"])
+
+
+def _mock_tfds(labels_of_split):
+    """``tfds.testing.mock_data`` whose split ``s`` holds 80 tiny images labelled ``labels_of_split(s)``."""
+
+    def as_dataset(builder, split, *args, **kwargs):
+        labels = np.asarray(labels_of_split(str(split)), np.int64)
+        features = {"image": np.zeros((len(labels), 6, 6, 3), np.uint8), "label": labels}
+        if "file_name" in builder.info.features:
+            features["file_name"] = np.array([b"x.jpeg"] * len(labels))
+        return tf.data.Dataset.from_tensor_slices(features)
+
+    return tfds.testing.mock_data(as_dataset_fn=as_dataset)
+
+
+def test_imagenet2012_is_tested_on_its_labelled_validation_split_and_its_test_split_is_refused():
+    requested = []
+
+    def labels(split):  # like ImageNet: its test split has no labels (-1)
+        requested.append(split)
+        return np.full(80, -1) if split == "test" else np.arange(80) % 1000
+
+    with _mock_tfds(labels):
+        splits = image_classification.load("tfds:imagenet2012", (8, 8))
+        assert requested == ["train[:99%]", "train[99%:]", "validation"]
+        assert len(splits.info["class_names"]) == 1000 and len(list(splits.test)) == 80
+        with pytest.raises(DataSourceError, match=r"tfds:imagenet2012:test \(test split\) has no labels \(label -1\).*DATA=tfds:imagenet2012:validation"):
+            image_classification.load("tfds:imagenet2012:test", (8, 8))
+
+
+def test_labels_outside_the_class_count_are_refused_naming_the_source():
+    def labels(split):  # cifar10 has 10 classes; label 10 first among the read-up-front labels, or later
+        values = np.arange(80) % 10
+        values[3 if split == "test" else 70] = 10
+        return values
+
+    with _mock_tfds(labels):
+        with pytest.raises(DataSourceError, match=r"tfds:cifar10 \(test split\) has label 10, outside \[0, 10\)"):
+            image_classification.load("tfds:cifar10", (8, 8))
+    with _mock_tfds(lambda split: np.where(np.arange(80) == 70, 10, np.arange(80) % 10)):
+        splits = image_classification.load("tfds:cifar10", (8, 8))  # the first 64 labels of each split are fine
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"tfds:cifar10 \(train\[:90%\] split\): a label outside \[0, 10\)"):
+            list(splits.train)
+
+
+def test_a_source_with_other_classes_than_the_run_is_refused():
+    with pytest.raises(DataSourceError, match=r"sklearn:digits has the classes .* the run has \['cat', 'dog'\].*other classes"):
+        image_classification.load("sklearn:digits", (8, 8), run_class_names=["cat", "dog"])
+
+
+def test_tfds_specs_name_the_test_split():
+    assert image_classification.tfds_splits("cifar10") == ("cifar10", ("train[:90%]", "train[90%:]", "test"))
+    assert image_classification.tfds_splits("mnist:3.0.1") == ("mnist:3.0.1", ("train[:90%]", "train[90%:]", "test"))
+    assert image_classification.tfds_splits("imagenet2012") == ("imagenet2012", ("train[:99%]", "train[99%:]", "validation"))
+    assert image_classification.tfds_splits("imagenet2012:test")[1][2] == "test"
+    assert image_classification.tfds_splits("mnist:3.0.1:test[:50%]") == ("mnist:3.0.1", ("train[:90%]", "train[90%:]", "test[:50%]"))

