@@ -1,30 +1,32 @@
 """bert_classifier (notes-002-part2 §54 "Case 1: sentiment analysis"): pre-trained encoder, new [CLS] head, raw-string serving."""
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfmodels
 from pipelines.text import sentiment
-from pipelines.text.wordpiece_vocabulary import RESERVED_TOKENS, save_vocabulary
+from pipelines.text.wordpiece_vocabulary import load_vocabulary
 from tfmodels.config import ConfigError, resolve
 from tfmodels.models import bert
 from tfmodels.recipes import bert_classifier as recipe
-from tfmodels.recipes.bert_mlm import VOCABULARY_FILE, encoder_inputs
+from tfmodels.recipes.bert_mlm import TOKENIZER_FILE, VOCABULARY_FILE, encoder_inputs
+from tfmodels.training.trainer import evaluate_run
 
 
 @pytest.fixture(scope="module")
 def pretrained_run(tmp_path_factory):
-    """A bert_mlm run directory as the trainer leaves it: model.keras (tiny BertPretrainer) and vocabulary.txt."""
-    run_dir = tmp_path_factory.mktemp("bert_mlm_run")
-    words = sorted({w for group in (sentiment.SUBJECTS, sentiment.VERBS, sentiment.NEGATIONS) for s in group for w in s.split()})
-    words += [*sentiment.POSITIVE, *sentiment.NEGATIVE, "but", "although", ",", "."]
-    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    vocabulary = [*RESERVED_TOKENS, *dict.fromkeys(words + letters), *[f"##{c}" for c in letters]]
-    save_vocabulary(vocabulary, run_dir / VOCABULARY_FILE)
-    model = bert.build_bert_pretraining(len(vocabulary), **bert.PRESETS["tiny"], name="bert_mlm")
-    model.save(run_dir / "model.keras")
-    return run_dir
+    """A tiny bert_mlm run (not exported) on documents of the task's sentences, so its vocabulary covers them."""
+    root = tmp_path_factory.mktemp("bert_mlm")
+    texts, _ = sentiment.sentences(600, seed=1)
+    corpus = root / "sentences.txt"
+    sentences = [text.capitalize() for text in texts]  # a sentence ends where an upper-case letter follows
+    corpus.write_text("\n\n".join(" ".join(sentences[i : i + 20]) for i in range(0, len(sentences), 20)))
+    return tfmodels.train("bert_mlm", preset="tiny", data=f"file:{corpus}", runs_root=root / "runs", export_root=None).run_dir
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +35,16 @@ def cfg(pretrained_run):
 
 
 @pytest.fixture(scope="module")
-def run(pretrained_run, tmp_path_factory):
+def pretrained_copy(pretrained_run, tmp_path_factory):
+    """A copy of the bert_mlm run that the classifier ``run`` starts from: a test deletes it."""
+    return Path(shutil.copytree(pretrained_run, tmp_path_factory.mktemp("bert_mlm_copy") / "run"))
+
+
+@pytest.fixture(scope="module")
+def run(pretrained_copy, tmp_path_factory):
     root = tmp_path_factory.mktemp("bert_classifier")
     return tfmodels.train(
-        "bert_classifier", preset="tiny", overrides={"pretrained": str(pretrained_run)},
+        "bert_classifier", preset="tiny", overrides={"pretrained": str(pretrained_copy)},
         runs_root=root / "runs", export_root=root / "saved_models",
     )
 
@@ -83,6 +91,34 @@ def test_fine_tunes_reports_baselines_and_serves_raw_strings(run, cfg):
 
 def test_export_verifies_with_stock_tensorflow(run):
     assert tfmodels.verify_export(run.export_path)["signatures"] == ["serving_default"]
+
+
+def test_the_run_holds_copies_of_the_pretraining_runs_vocabulary_and_tokenizer_settings(run, pretrained_run):
+    ours, theirs = run.run_dir / "assets", pretrained_run / "assets"
+    assert load_vocabulary(ours / VOCABULARY_FILE) == load_vocabulary(theirs / VOCABULARY_FILE)
+    settings = json.loads((theirs / TOKENIZER_FILE).read_text())
+    assert json.loads((ours / TOKENIZER_FILE).read_text()) == {**settings, "seq_length": 48} and settings["seq_length"] == 32
+    assert json.loads((ours / recipe.CLASS_NAMES_FILE).read_text()) == list(sentiment.CLASS_NAMES)
+
+
+def test_a_copied_run_exports_and_evaluates_the_same_after_the_pretraining_run_is_deleted(run, pretrained_copy, tmp_path):
+    shutil.rmtree(pretrained_copy)
+    copied = shutil.copytree(run.run_dir, tmp_path / "copied_run")
+    original = run.run_dir.rename(run.run_dir.with_name(run.run_dir.name + ".hidden"))
+    try:
+        export = tfmodels.export(copied, tmp_path / "saved_models")
+        tfmodels.verify_export(export)
+        evaluated = evaluate_run(copied)
+    finally:
+        original.rename(run.run_dir)
+    assert evaluated["test"] == pytest.approx(run.metrics["test"], rel=1e-6)
+    for name in ("expected_outputs.json", "rest_requests/serving_default.json"):  # the same examples from the copied test split
+        assert (export / "assets.extra" / name).read_text() == (run.export_path / "assets.extra" / name).read_text()
+    texts = tf.constant(["the parser is not reliable.", "", "although the module was slow, the new syntax is elegant."])
+    ours, theirs = (tf.saved_model.load(str(path)).signatures["serving_default"](text=texts) for path in (export, run.export_path))
+    assert set(ours) == set(theirs)
+    for key in ours:
+        np.testing.assert_array_equal(ours[key].numpy(), theirs[key].numpy())
 
 
 def test_bag_of_words_baseline_fits_a_separable_toy_task():

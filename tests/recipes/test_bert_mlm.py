@@ -1,6 +1,9 @@
-"""bert_mlm (notes-002-part2 §54, notes-001 §25): vocabulary, training, baselines, fill_mask/encode serving."""
+"""bert_mlm (notes-002-part2 §54, notes-001 §25): vocabulary, training, baselines, fill_mask/encode serving, run assets."""
 
+import base64
 import dataclasses
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from pipelines.text.wordpiece_vocabulary import RESERVED_TOKENS, load_vocabulary
 from tfmodels.config import ConfigError, resolve
 from tfmodels.models import bert
 from tfmodels.recipes import bert_mlm as recipe
+from tfmodels.training.trainer import evaluate_run
 
 NUM_DOCUMENTS = 30
 SENTENCES = (
@@ -78,6 +82,49 @@ def test_export_verifies_with_stock_tensorflow(run):
     assert result["signatures"] == ["encode", "serving_default"] and result["requests_replayed"] == 2
 
 
+def test_the_vocabulary_and_tokenizer_settings_are_run_assets(run, cfg):
+    assets = run.run_dir / "assets"
+    assert load_vocabulary(assets / recipe.VOCABULARY_FILE) == recipe.vocabulary(cfg)
+    settings = json.loads((assets / recipe.TOKENIZER_FILE).read_text())
+    assert settings == {**recipe.WORDPIECE_SETTINGS, "seq_length": cfg.seq_length}
+    assert run.metrics["report"]["vocabulary"] == str(assets / recipe.VOCABULARY_FILE)
+
+
+def test_serving_examples_are_test_sentences_with_masks_at_their_masked_tokens(run, cfg):
+    extra = run.export_path / "assets.extra"
+    requests = {name: json.loads((extra / "rest_requests" / f"{name}.json").read_text())["inputs"]["text"] for name in ("serving_default", "encode")}
+    masked, original = ([base64.b64decode(t["b64"]).decode() for t in requests[name]] for name in ("serving_default", "encode"))
+    test_documents = split_indices(NUM_DOCUMENTS, (0.1, 0.1), cfg.data_seed)[2]
+    words = {w for s in SENTENCES for w in s.lower().replace(".", " .").split()} | {marker(d) for d in test_documents}
+    assert len(original) >= 2 and all(set(text.split()) <= words for text in original)
+    for with_masks, text in zip(masked, original):
+        pairs = list(zip(with_masks.split(), text.split(), strict=True))
+        assert any(m == "[MASK]" for m, _ in pairs) and all(m in ("[MASK]", w) for m, w in pairs)
+    expected = json.loads((extra / "expected_outputs.json").read_text())["signatures"]
+    assert expected["serving_default"]["num_masks"]["values"] == [text.split().count("[MASK]") for text in masked]
+
+
+def test_a_copied_run_exports_and_evaluates_the_same_without_its_corpus_or_original_folder(run, corpus_file, tmp_path):
+    copied = shutil.copytree(run.run_dir, tmp_path / "copied_run")
+    hidden = [path.rename(path.with_name(path.name + ".hidden")) for path in (corpus_file, run.run_dir)]
+    try:
+        export = tfmodels.export(copied, tmp_path / "saved_models")
+        tfmodels.verify_export(export)
+        evaluated = evaluate_run(copied)
+    finally:
+        for path, original in zip(hidden, (corpus_file, run.run_dir)):
+            path.rename(original)
+    assert evaluated["test"] == pytest.approx(run.metrics["test"], rel=1e-6)
+    for name in ("expected_outputs.json", "rest_requests/serving_default.json"):  # the same examples from the copied test split
+        assert (export / "assets.extra" / name).read_text() == (run.export_path / "assets.extra" / name).read_text()
+    texts = tf.constant(["The [MASK] of the function is returned.", "a [mask] loop ends [MASK] the iterator.", ""])
+    for name in ("serving_default", "encode"):
+        ours, theirs = (tf.saved_model.load(str(path)).signatures[name](text=texts) for path in (export, run.export_path))
+        assert set(ours) == set(theirs)
+        for key in ours:
+            np.testing.assert_array_equal(ours[key].numpy(), theirs[key].numpy())
+
+
 def test_fill_mask_top1_is_the_keras_models_argmax_at_every_mask(run, cfg, signatures):
     texts = ["The [MASK] of the function is returned.", "a [mask] loop ends [MASK] the iterator."]
     answer = signatures["serving_default"](text=tf.constant(texts))
@@ -127,7 +174,7 @@ def test_encode_returns_pooled_and_sequence_embeddings_with_the_mask(run, cfg, s
 
 def test_the_vocabulary_comes_from_the_training_documents_only(cfg):
     vocabulary = set(recipe.vocabulary(cfg))
-    train, validation, test = split_indices(NUM_DOCUMENTS, (0.1, 0.1), cfg.seed)
+    train, validation, test = split_indices(NUM_DOCUMENTS, (0.1, 0.1), cfg.data_seed)
     assert {marker(d) for d in train} <= vocabulary
     assert not {marker(d) for d in [*validation, *test]} & vocabulary
     assert recipe.vocabulary(cfg)[: len(RESERVED_TOKENS)] == list(RESERVED_TOKENS)

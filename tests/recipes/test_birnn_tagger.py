@@ -1,14 +1,20 @@
 """birnn_tagger (notes-002-part2 §39, notes-001 §6): the bidirectional model, the word-boundary task and its export."""
 
+import base64
+import json
+import shutil
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfmodels
-from tfmodels.config import resolve
+from pipelines.text.vocabulary import RESERVED_TOKENS, Vocabulary
 from tfmodels.models.birnn_tagger import build_birnn_tagger, tagger_parameter_count
 from tfmodels.recipes import birnn_tagger as recipe
+from tfmodels.training.run_assets import saved_test_split
+from tfmodels.training.trainer import evaluate_run
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +98,46 @@ def test_export_verifies_with_stock_tensorflow(run):
     assert tfmodels.verify_export(run.export_path)["signatures"] == ["serving_default"]
 
 
+def test_the_letter_vocabulary_is_a_run_asset_and_the_serving_examples_are_test_windows(run, serve):
+    vocabulary = Vocabulary.load(run.run_dir / "assets" / recipe.VOCABULARY_FILE)
+    assert vocabulary.tokens[: len(RESERVED_TOKENS)] == list(RESERVED_TOKENS)
+    assert sorted(vocabulary.tokens[len(RESERVED_TOKENS) :]) == [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    windows = {"".join(vocabulary.tokens[i] for i in x) for x, _ in saved_test_split(run.run_dir).as_numpy_iterator()}
+    request = json.loads((run.export_path / "assets.extra" / "rest_requests" / "serving_default.json").read_text())
+    texts = [base64.b64decode(t["b64"]).decode() for t in request["inputs"]["text"]]
+    assert len(texts) == 3 and set(texts) <= windows
+    assert [s.decode().replace(" ", "") for s in serve(text=tf.constant(texts))["segmented"].numpy()] == texts
+
+
+def test_a_copied_run_exports_and_evaluates_the_same_without_reading_the_corpus(run, tmp_path, monkeypatch):
+    def unavailable(*args, **kwargs):
+        raise AssertionError("the corpus was read again")
+
+    monkeypatch.setattr(recipe.corpus, "load", unavailable)
+    copied = shutil.copytree(run.run_dir, tmp_path / "copied_run")
+    original = run.run_dir.rename(run.run_dir.with_name(run.run_dir.name + ".hidden"))
+    try:
+        export = tfmodels.export(copied, tmp_path / "saved_models")
+        tfmodels.verify_export(export)
+        evaluated = evaluate_run(copied)
+    finally:
+        original.rename(run.run_dir)
+    assert evaluated["test"] == pytest.approx(run.metrics["test"], rel=1e-6)
+    for name in ("expected_outputs.json", "rest_requests/serving_default.json"):  # the same examples from the copied test split
+        assert (export / "assets.extra" / name).read_text() == (run.export_path / "assets.extra" / name).read_text()
+    texts = tf.constant(["The value of an object!", "", "selfisreturned"])
+    ours, theirs = (tf.saved_model.load(str(path)).signatures["serving_default"](text=texts) for path in (export, run.export_path))
+    assert set(ours) == set(theirs)
+    for key in ours:
+        np.testing.assert_array_equal(ours[key].numpy(), theirs[key].numpy())
+
+
 def test_serving_segments_raw_text_like_the_keras_model(run, serve):
     letters = "thevalueofanobject"
     answer = serve(text=tf.constant(["The value of an object!", "", "self"]))
     assert answer["num_letters"].numpy().tolist() == [18, 0, 4]
     assert answer["word_start_probability"].shape == (3, 18)
-    vocabulary = recipe.letter_corpus(resolve(recipe.BirnnTaggerConfig, "tiny")).vocabulary
+    vocabulary = Vocabulary.load(run.run_dir / "assets" / recipe.VOCABULARY_FILE)
     ids = vocabulary.lookup(tf.constant(list(letters))).numpy()[None]
     expected = tf.nn.softmax(run.model.predict(ids, verbose=0))[0, :, 1].numpy()
     probability = answer["word_start_probability"].numpy()

@@ -7,7 +7,7 @@ the encoder's pooled output (``tanh(Dense(H))`` of [CLS], pre-trained by next-se
 prediction) through dropout 0.1 into ``Dense(2)`` (the paper's fine-tuning head, paper default).
 
 Pre-trained weights: ``pretrained`` names a finished ``bert_mlm`` run directory (or its
-``model.keras``; ``vocabulary.txt`` must sit next to it). The encoder of that model —
+``model.keras``, with the run's ``assets/`` next to it). The encoder of that model —
 ``keras.saving.load_model(...).encoder``, all of it, embeddings and pooler included — becomes this
 model's ``bert_encoder`` layer, and the run's WordPiece vocabulary its tokenizer's. The trainer's
 generic ``init_from`` is not used: it moves convolutional backbones, and a BERT classifier has no
@@ -18,6 +18,12 @@ different experiment. Example::
 
     make train MODEL=bert_mlm
     make train MODEL=bert_classifier ARGS="--set pretrained=runs/bert_mlm/<timestamp>"
+
+Run assets (:mod:`tfmodels.training.run_assets`, written at the data stage): ``vocabulary.txt`` and
+``tokenizer.json`` **copied** from the pre-training run's assets (this run's ``seq_length`` replaces
+its packing length), and ``class_names.json``. With the encoder's weights in ``model.keras``, the
+run folder holds everything: evaluate, export and a copied run work after the ``bert_mlm`` run
+folder is deleted.
 
 Data: :mod:`pipelines.text.sentiment`, a synthetic code-review sentiment task (6,000 unique
 sentences, 80/10/10): positive/negative adjectives, negations and two-clause sentences whose
@@ -30,7 +36,9 @@ regressions (words; words + bigrams) fitted on the training sentences, and the p
 
 Serving (core TensorFlow only): ``serving_default`` takes ``text`` string [B] (raw sentences, any
 length: cut to ``seq_length`` tokens) and returns ``probabilities`` float32 [B, 2] (negative,
-positive), ``class_id`` int32 [B], ``class_name`` string [B] and ``truncated`` bool [B].
+positive), ``class_id`` int32 [B], ``class_name`` string [B] and ``truncated`` bool [B]. Its
+examples (:func:`serving_examples`) are test sentences written back as text from their ids with the
+run's vocabulary, answered by the Keras model on the test tensors (softmax and argmax in NumPy).
 
 Presets: ``tiny`` (tests), ``default`` (6 epochs, AdamW 5e-4 with a 1-epoch warm-up and cosine
 decay; measured from the default ``bert_mlm`` run on the shared 2-core machine under load: 13 min
@@ -42,6 +50,7 @@ settings, paper default: batch 32, Adam 5e-5 with weight decay 0.01, 3 epochs, d
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -52,13 +61,16 @@ import tensorflow as tf
 from pipelines.splits import Splits
 from pipelines.text import sentiment
 from pipelines.text.wordpiece import WordPieceTokenizer
+from pipelines.text.wordpiece_vocabulary import load_vocabulary
 from tfmodels.config import ConfigError, TrainConfig
-from tfmodels.export.signatures import Endpoint, Serving, class_probabilities
+from tfmodels.export.signatures import Endpoint, Serving, ServingExample, class_probabilities
 from tfmodels.models import bert
-from tfmodels.recipes.bert_mlm import VOCABULARY_FILE, encoder_inputs
+from tfmodels.recipes.bert_mlm import TOKENIZER_FILE, VOCABULARY_FILE, encoder_inputs, softmax, text_of, wordpiece_tokenizer
 from tfmodels.registry import Recipe, register
+from tfmodels.training.run_assets import ASSETS, json_asset, lines_asset
 
 ENCODER_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+CLASS_NAMES_FILE = "class_names.json"
 
 
 @dataclasses.dataclass
@@ -95,12 +107,17 @@ class BertClassifierConfig(TrainConfig):
 
 
 def _newest_pretraining_run() -> Path | None:
-    runs = sorted(p.parent for p in Path("runs", "bert_mlm").glob(f"*/{VOCABULARY_FILE}") if (p.parent / "model.keras").exists())
+    runs = sorted(p.parent.parent for p in Path("runs", "bert_mlm").glob(f"*/{ASSETS}/{VOCABULARY_FILE}") if (p.parent.parent / "model.keras").exists())
     return runs[-1] if runs else None
 
 
+def _pretrained_model_path(cfg: BertClassifierConfig) -> Path:
+    path = Path(cfg.pretrained)
+    return path / "model.keras" if path.is_dir() else path
+
+
 def pretrained_run(cfg: BertClassifierConfig) -> tuple[Path, Path]:
-    """``(model.keras, vocabulary.txt)`` of the ``bert_mlm`` run that ``cfg.pretrained`` names.
+    """``(model.keras, assets folder)`` of the ``bert_mlm`` run that ``cfg.pretrained`` names.
 
     Raises:
         ConfigError: ``pretrained`` is empty or does not name a finished ``bert_mlm`` run.
@@ -112,19 +129,37 @@ def pretrained_run(cfg: BertClassifierConfig) -> tuple[Path, Path]:
             "bert_classifier fine-tunes a pre-trained encoder: run `make train MODEL=bert_mlm` first, then name "
             f"its run directory with --set pretrained=runs/bert_mlm/<timestamp>{hint}"
         )
-    path = Path(cfg.pretrained)
-    model_path = path / "model.keras" if path.is_dir() else path
-    vocabulary_path = model_path.parent / VOCABULARY_FILE
-    if model_path.suffix != ".keras" or not model_path.is_file() or not vocabulary_path.is_file():
+    model_path = _pretrained_model_path(cfg)
+    assets = model_path.parent / ASSETS
+    if model_path.suffix != ".keras" or not model_path.is_file() or not all((assets / f).is_file() for f in (VOCABULARY_FILE, TOKENIZER_FILE)):
         raise ConfigError(
-            f"pretrained={cfg.pretrained!r}: expected a finished bert_mlm run directory (model.keras and {VOCABULARY_FILE})"
+            f"pretrained={cfg.pretrained!r}: expected a finished bert_mlm run directory "
+            f"(model.keras, {ASSETS}/{VOCABULARY_FILE} and {ASSETS}/{TOKENIZER_FILE})"
         )
-    return model_path, vocabulary_path
+    return model_path, assets
+
+
+def vocabulary(cfg: BertClassifierConfig) -> list[str]:
+    """This run's ``vocabulary.txt``: the pre-training run's, copied at the data stage."""
+    return lines_asset(cfg, VOCABULARY_FILE, lambda: load_vocabulary(pretrained_run(cfg)[1] / VOCABULARY_FILE))
+
+
+def tokenizer_settings(cfg: BertClassifierConfig) -> dict:
+    """This run's ``tokenizer.json``: the pre-training run's, with this run's ``seq_length``."""
+    return json_asset(
+        cfg, TOKENIZER_FILE,
+        lambda: {**json.loads((pretrained_run(cfg)[1] / TOKENIZER_FILE).read_text(encoding="utf-8")), "seq_length": cfg.seq_length},
+    )
+
+
+def class_names(cfg: BertClassifierConfig) -> list[str]:
+    """This run's ``class_names.json`` (class id order)."""
+    return json_asset(cfg, CLASS_NAMES_FILE, lambda: list(sentiment.CLASS_NAMES))
 
 
 def tokenizer(cfg: BertClassifierConfig) -> WordPieceTokenizer:
-    """The pre-training run's tokenizer (its ``vocabulary.txt``)."""
-    return WordPieceTokenizer(str(pretrained_run(cfg)[1]), name="wordpiece_tokenizer")
+    """The pre-training run's tokenizer, from this run's copies of its assets."""
+    return wordpiece_tokenizer(vocabulary(cfg), tokenizer_settings(cfg))
 
 
 def datasets(cfg: BertClassifierConfig) -> Splits:
@@ -161,7 +196,7 @@ def model(cfg: BertClassifierConfig) -> keras.Model:
     pooled = encoder(inputs)["pooled_output"]
     x = keras.layers.Dropout(cfg.dropout, name="classifier_dropout")(pooled)
     logits = keras.layers.Dense(
-        len(sentiment.CLASS_NAMES), kernel_initializer=keras.initializers.TruncatedNormal(stddev=bert.INITIALIZER_RANGE),
+        len(class_names(cfg)), kernel_initializer=keras.initializers.TruncatedNormal(stddev=bert.INITIALIZER_RANGE),
         name="classifier",
     )(x)
     return keras.Model(inputs, logits, name="bert_classifier")
@@ -174,32 +209,58 @@ def compile_args(cfg: BertClassifierConfig) -> dict:
     }
 
 
-def classify(model: keras.Model, tok: WordPieceTokenizer, texts, seq_length: int) -> dict:
+def classify(model: keras.Model, tok: WordPieceTokenizer, texts, seq_length: int, names: list[str]) -> dict:
     """The ``serving_default`` computation: class probabilities of raw sentences."""
     inputs = encoder_inputs(tok, texts, seq_length)
     logits = model({name: inputs[name] for name in ENCODER_INPUTS}, training=False)
-    return {**class_probabilities(logits, list(sentiment.CLASS_NAMES)), "truncated": inputs["truncated"]}
+    return {**class_probabilities(logits, names), "truncated": inputs["truncated"]}
 
 
 def serving(cfg: BertClassifierConfig, model: keras.Model) -> Serving:
-    tok = tokenizer(cfg)
+    tok, seq_length, names = tokenizer(cfg), tokenizer_settings(cfg)["seq_length"], class_names(cfg)
     model.wordpiece_tokenizer = tok  # tracked by the export: the vocabulary tables are saved
-    example = np.array([b"the parser is not reliable.", b"although the module was slow, the new syntax is elegant."], object)
     return Serving(
         {
             "serving_default": Endpoint(
-                lambda text: classify(model, tok, text, cfg.seq_length),
+                lambda text: classify(model, tok, text, seq_length, names),
                 {"text": tf.TensorSpec([None], tf.string)},
-                {"text": example},
                 {
-                    "probabilities": f"float32 [B, 2]: probabilities of {list(sentiment.CLASS_NAMES)}",
+                    "probabilities": f"float32 [B, {len(names)}]: probabilities of {names}",
                     "class_id": "int32 [B]: the most probable class (0 negative, 1 positive)",
                     "class_name": "string [B]: its name",
-                    "truncated": f"bool [B]: the text had more than {cfg.seq_length - 2} tokens and was cut",
+                    "truncated": f"bool [B]: the text had more than {seq_length - 2} tokens and was cut",
                 },
             )
         }
     )
+
+
+def serving_examples(cfg: BertClassifierConfig, model: keras.Model, test: tf.data.Dataset, count: int = 4) -> dict:
+    """``count`` test sentences written back as text (:func:`~tfmodels.recipes.bert_mlm.text_of`), and the
+    Keras model's class probabilities for their test tensors."""
+    vocab, settings, names = vocabulary(cfg), tokenizer_settings(cfg), class_names(cfg)
+    texts, inputs = [], []
+    for x, _ in test.as_numpy_iterator():
+        text = text_of(x["token_ids"][1 : x["padding_mask"].sum() - 1], vocab, settings)  # between [CLS] and [SEP]
+        if text is not None:
+            texts.append(text.encode())
+            inputs.append(x)
+        if len(texts) == count:
+            break
+    batch = {name: np.stack([x[name] for x in inputs]) for name in ENCODER_INPUTS}
+    probabilities = softmax(model(batch, training=False))
+    class_id = probabilities.argmax(-1).astype(np.int32)
+    return {
+        "serving_default": ServingExample(
+            {"text": np.array(texts, object)},
+            {
+                "probabilities": probabilities.astype(np.float32),
+                "class_id": class_id,
+                "class_name": np.array([names[i].encode() for i in class_id], object),
+                "truncated": np.zeros(len(texts), bool),  # a text of the pipeline's tokens fits
+            },
+        )
+    }
 
 
 def _texts_and_labels(split: tf.data.Dataset) -> tuple[list[str], np.ndarray]:
@@ -227,7 +288,7 @@ def report(cfg: BertClassifierConfig, model: keras.Model, splits: Splits, run_di
             "bag_of_words_accuracy": bag_of_words_accuracy(train, test, ngram=1),
             "bag_of_words_and_bigrams_accuracy": bag_of_words_accuracy(train, test, ngram=2),
         },
-        "pretrained": str(pretrained_run(cfg)[0]),
+        "pretrained": str(_pretrained_model_path(cfg)),
     }
 
 
@@ -240,6 +301,7 @@ RECIPE = register(
         model=model,
         compile_args=compile_args,
         serving=serving,
+        serving_examples=serving_examples,
         report=report,
     )
 )

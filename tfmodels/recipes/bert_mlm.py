@@ -11,13 +11,19 @@ Data (``DATA=embedded``, offline): the help texts of CPython's ``pydoc_data`` (7
 (documents separated by blank lines) and ``tfds:<name>`` work too. A WordPiece vocabulary of at
 most ``vocabulary_size`` tokens is learned on the **training documents only**
 (:func:`pipelines.text.wordpiece_vocabulary.learn_vocabulary`, ``[PAD] [UNK] [CLS] [SEP] [MASK]``
-at ids 0..4), once per process for the same data settings, and written to the run directory as
-``vocabulary.txt``. Examples are :func:`pipelines.text.bert_pretraining.bert_pretraining_datasets`:
+at ids 0..4). Examples are :func:`pipelines.text.bert_pretraining.bert_pretraining_datasets`:
 ``[CLS] A [SEP] B [SEP]`` pairs of ``seq_length`` tokens, B the next sentence of A or (50%) a random
 sentence of another document, 15% of the ordinary tokens selected (at most ``max_predictions``)
 and 80/10/10 corrupted. Training batches are re-masked every time they are drawn
 (:func:`train_transform`: the trainer caches the training split, which would freeze the masks);
 validation and test keep one fixed draw, so held-out numbers are reproducible.
+
+Run assets (:mod:`tfmodels.training.run_assets`, written at the data stage, read by every later
+stage, a copied run folder and ``tfmodels export|evaluate``, never learned again): ``vocabulary.txt``
+(the WordPiece vocabulary, one token per line, id = line) and ``tokenizer.json`` (the tokenizer's
+settings: ``lower_case`` — BERT's basic tokenizer is uncased —, ``suffix_indicator``,
+``unknown_token``, ``max_word_length`` and ``word_length_unit`` of WordPiece, ``errors`` for
+invalid UTF-8, and the packing length ``seq_length``). ``bert_classifier`` copies both.
 
 Loss: masked-LM cross-entropy averaged over the real masked tokens (sample weights 0 on padded
 prediction slots) + NSP cross-entropy, unit weights (paper default). Metrics (Keras names them
@@ -28,7 +34,7 @@ Report (``metrics.json``): held-out (test) MLM accuracy and perplexity beside th
 baselines computed from the training documents' token counts — always predicting the most frequent
 training token, and the perplexity of the add-one-smoothed unigram distribution — and NSP accuracy
 beside chance (0.5) and the majority training label; plus the ``fill_mask`` answer to
-``example_text`` and the vocabulary path.
+``example_text`` and the path of the run's vocabulary.
 
 Serving (core TensorFlow only: the tokenizer is :class:`pipelines.text.wordpiece.WordPieceTokenizer`,
 its vocabulary travels in the graph):
@@ -45,6 +51,11 @@ its vocabulary travels in the graph):
 * ``encode``: ``text`` string [B] (packed the same way) → ``pooled_output`` float32 [B, H] (tanh
   pooler on [CLS]), ``sequence_output`` float32 [B, L, H], ``padding_mask`` int32 [B, L] (1 on real
   tokens; ``L`` is the longest packed text of the batch) and ``truncated`` bool [B].
+
+Serving examples (:func:`serving_examples`): the first sentences of test pairs, rebuilt as text from
+their ids with the run's vocabulary — with ``[MASK]`` at the pair's masked positions for
+``serving_default``, with the original tokens for ``encode`` — and the Keras model's answers for
+``[CLS] sentence [SEP]`` cut from the test pair's ids (top-k and softmax in NumPy).
 
 Presets: ``tiny`` (tests), ``default`` (4 layers, H 128, 2 heads, FFN 512, 64-token pairs with 10
 predictions, 3 pairings of the training sentences × 3 epochs = 867 Adam steps of 32 pairs; measured
@@ -63,7 +74,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 import keras
@@ -74,15 +84,23 @@ from pipelines.splits import Splits
 from pipelines.text import corpus
 from pipelines.text.bert_pretraining import bert_pretraining_datasets, masker_for
 from pipelines.text.wordpiece import WordPieceTokenizer
-from pipelines.text.wordpiece_vocabulary import CLS, MASK, PAD, RESERVED_TOKENS, SEP, learn_vocabulary, save_vocabulary
+from pipelines.text.wordpiece_vocabulary import CLS, MASK, PAD, RESERVED_TOKENS, SEP, UNK, learn_vocabulary
 from tfmodels.config import ConfigError, TrainConfig
-from tfmodels.export.signatures import Endpoint, Serving
+from tfmodels.export.signatures import Endpoint, Serving, ServingExample
 from tfmodels.metrics.perplexity import Perplexity
 from tfmodels.models import bert  # registers the BERT layers for .keras loads
 from tfmodels.registry import Recipe, register
+from tfmodels.training.run_assets import asset_path, json_asset, lines_asset
 
 MASK_PATTERN = r"(?i)\[mask\]"
 VOCABULARY_FILE = "vocabulary.txt"
+TOKENIZER_FILE = "tokenizer.json"
+# BERT's uncased tokenizer (paper default): the basic tokenizer always lower-cases and strips
+# accents (``lower_case`` records it for other tools), WordPiece reads words of up to 100 bytes.
+WORDPIECE_SETTINGS = {
+    "lower_case": True, "suffix_indicator": "##", "unknown_token": UNK, "max_word_length": 100,
+    "word_length_unit": "BYTE", "errors": "replace",
+}
 
 
 @dataclasses.dataclass
@@ -101,7 +119,7 @@ class BertMlmConfig(TrainConfig):
             pairs and masks (google-research/bert's ``dupe_factor``, 10: paper default). With one
             pairing a small corpus has few distinct NSP pairs, and the model memorises them.
         top_k: candidates ``fill_mask`` returns per mask.
-        example_text: the export's example request and the report's fill-mask sample.
+        example_text: the report's fill-mask sample.
     """
 
     vocabulary_size: int = 8192
@@ -148,19 +166,28 @@ class BertMlmConfig(TrainConfig):
             raise ConfigError(f"vocabulary_size must exceed the {len(RESERVED_TOKENS)} reserved tokens")
 
 
-@functools.lru_cache(maxsize=4)
-def _learned_vocabulary(data: str, vocabulary_size: int, min_frequency: int, seed: int) -> tuple[str, ...]:
-    return tuple(learn_vocabulary(corpus.load(data, seed=seed).train, vocabulary_size, min_frequency=min_frequency))
-
-
 def vocabulary(cfg: BertMlmConfig) -> list[str]:
-    """The WordPiece vocabulary learned on ``cfg``'s training documents (once per process per settings)."""
-    return list(_learned_vocabulary(cfg.data, cfg.vocabulary_size, cfg.min_frequency, cfg.data_seed))
+    """The run's WordPiece vocabulary (``vocabulary.txt``), learned on the training documents at the data stage."""
+    return lines_asset(
+        cfg, VOCABULARY_FILE,
+        lambda: learn_vocabulary(corpus.load(cfg.data, seed=cfg.data_seed).train, cfg.vocabulary_size, min_frequency=cfg.min_frequency),
+    )
+
+
+def tokenizer_settings(cfg: BertMlmConfig) -> dict:
+    """The run's tokenizer settings (``tokenizer.json``): :data:`WORDPIECE_SETTINGS` and ``seq_length``."""
+    return json_asset(cfg, TOKENIZER_FILE, lambda: {**WORDPIECE_SETTINGS, "seq_length": cfg.seq_length})
+
+
+def wordpiece_tokenizer(vocabulary: list[str], settings: Mapping[str, Any]) -> WordPieceTokenizer:
+    """A core-TF WordPiece tokenizer of a run's vocabulary and ``tokenizer.json`` settings."""
+    arguments = {k: settings[k] for k in WORDPIECE_SETTINGS if k != "lower_case"}  # the basic tokenizer is uncased
+    return WordPieceTokenizer(vocabulary, **arguments, name="wordpiece_tokenizer")
 
 
 def tokenizer(cfg: BertMlmConfig) -> WordPieceTokenizer:
-    """A core-TF WordPiece tokenizer over :func:`vocabulary`."""
-    return WordPieceTokenizer(vocabulary(cfg), name="wordpiece_tokenizer")
+    """The run's tokenizer: :func:`vocabulary` with :func:`tokenizer_settings`."""
+    return wordpiece_tokenizer(vocabulary(cfg), tokenizer_settings(cfg))
 
 
 def datasets(cfg: BertMlmConfig) -> Splits:
@@ -309,45 +336,147 @@ def checked_tokenizer(cfg: BertMlmConfig, model: bert.BertPretrainer) -> WordPie
     rows = model.encoder.get_layer("token_embedding").input_dim
     if rows != tok.vocabulary_size():
         raise ConfigError(
-            f"the model embeds {rows} tokens but {cfg.data!r} with vocabulary_size={cfg.vocabulary_size}, "
-            f"min_frequency={cfg.min_frequency}, data_seed={cfg.data_seed} gives {tok.vocabulary_size()}: export with the run's settings"
+            f"the model embeds {rows} tokens but the run's {VOCABULARY_FILE} has {tok.vocabulary_size()}: "
+            "the run folder's assets do not belong to its model.keras"
         )
     return tok
 
 
 def serving(cfg: BertMlmConfig, model: bert.BertPretrainer) -> Serving:
-    tok = checked_tokenizer(cfg, model)
+    tok, seq_length = checked_tokenizer(cfg, model), tokenizer_settings(cfg)["seq_length"]
     # The export tracks the model's objects: as its attribute, the tokenizer's tables are saved.
     model.wordpiece_tokenizer = tok
     text = {"text": tf.TensorSpec([None], tf.string)}
-    example = {"text": np.array([cfg.example_text.encode(), b"a [MASK] statement can [MASK] an exception."], object)}
     return Serving(
         {
             "serving_default": Endpoint(
-                lambda text: fill_mask(model, tok, text, cfg.seq_length, cfg.top_k),
+                lambda text: fill_mask(model, tok, text, seq_length, cfg.top_k),
                 text,
-                example,
                 {
                     "tokens": "string [B, M, k]: the k most likely tokens at each [MASK], best first ('' on padded slots)",
                     "probabilities": "float32 [B, M, k]: their probabilities (0 on padded slots)",
                     "token_ids": "int32 [B, M, k]: their vocabulary ids (-1 on padded slots)",
                     "num_masks": "int32 [B]: [MASK]s answered; slots from num_masks on are padding",
-                    "truncated": f"bool [B]: the text had more than {cfg.seq_length - 2} tokens; the rest (masks included) was dropped",
+                    "truncated": f"bool [B]: the text had more than {seq_length - 2} tokens; the rest (masks included) was dropped",
                 },
             ),
             "encode": Endpoint(
-                lambda text: encode(model.encoder, tok, text, cfg.seq_length),
+                lambda text: encode(model.encoder, tok, text, seq_length),
                 text,
-                example,
                 {
                     "pooled_output": "float32 [B, H]: tanh pooler output on [CLS]",
                     "sequence_output": "float32 [B, L, H]: the last encoder block's output per token ([CLS] text [SEP] padding)",
                     "padding_mask": "int32 [B, L]: 1 on real tokens, 0 on padding",
-                    "truncated": f"bool [B]: the text had more than {cfg.seq_length - 2} tokens and was cut",
+                    "truncated": f"bool [B]: the text had more than {seq_length - 2} tokens and was cut",
                 },
             ),
         }
     )
+
+
+def text_of(ids, vocabulary: list[str], settings: Mapping[str, Any], masked=frozenset()) -> str | None:
+    """WordPiece ids → a text the tokenizer splits back into them, ``[MASK]`` for the pieces at ``masked``.
+
+    Continuation pieces are glued to the word before them. ``None`` where no text gives the ids
+    back: an ``[UNK]`` (its word is lost) or a continuation piece right after a ``[MASK]``.
+
+    Args:
+        ids: the pieces of one text (no special tokens).
+        vocabulary: the run's vocabulary; settings: its ``tokenizer.json``.
+        masked: indices into ``ids`` written as ``[MASK]``.
+
+    Example:
+        >>> settings = {"suffix_indicator": "##", "unknown_token": "[UNK]"}
+        >>> text_of([2, 3, 4, 1], ["[UNK]", ".", "the", "val", "##ue"], settings, masked={0})
+        '[MASK] value .'
+    """
+    suffix, words = settings["suffix_indicator"], []
+    for i, token in enumerate(vocabulary[t] for t in ids):
+        continuation = token.startswith(suffix) and i not in masked
+        if (token == settings["unknown_token"] and i not in masked) or (continuation and (i == 0 or i - 1 in masked)):
+            return None
+        if i in masked:
+            words.append(MASK)
+        elif continuation:
+            words[-1] += token[len(suffix) :]
+        else:
+            words.append(token)
+    return " ".join(words)
+
+
+def _one_segment(rows: list[list[int]]) -> dict[str, np.ndarray]:
+    """One-segment encoder inputs of id rows (``[CLS] … [SEP]``), padded with 0 to the longest."""
+    length = max(len(row) for row in rows)
+    token_ids = np.array([[*row, *[0] * (length - len(row))] for row in rows], np.int32)
+    padding_mask = (np.arange(length)[None, :] < np.array([len(row) for row in rows])[:, None]).astype(np.int32)
+    return {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids), "padding_mask": padding_mask}
+
+
+def softmax(logits) -> np.ndarray:
+    """Softmax over the last axis in float64 (the serving examples' NumPy post-processing)."""
+    logits = np.asarray(logits, np.float64)
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def serving_examples(cfg: BertMlmConfig, model: bert.BertPretrainer, test: tf.data.Dataset, count: int = 3) -> dict:
+    """The first sentences of ``count`` test pairs as raw text, and the Keras model's answers for them.
+
+    A pair is used when its first sentence A holds a masked token and :func:`text_of` can write A
+    both with ``[MASK]`` at the masked positions (``serving_default``) and with its original tokens
+    (``encode``). The model reads ``[CLS] A [SEP]`` (one segment), taken from the pair's ids.
+    """
+    vocab, settings = vocabulary(cfg), tokenizer_settings(cfg)
+    cls, sep, mask = (vocab.index(token) for token in (CLS, SEP, MASK))
+    sentences, masks, requests = [], [], []
+    for x, y, weights in test.as_numpy_iterator():
+        used = weights["mlm_logits"] > 0
+        ids = x["token_ids"].copy()
+        ids[x["mask_positions"][used]] = y["mlm_logits"][used]  # the original tokens
+        sentence = ids[1 : np.argmax(ids == sep)]  # A of [CLS] A [SEP] B [SEP]
+        masked = sorted(int(p) - 1 for p in x["mask_positions"][used] if p <= len(sentence))
+        texts = (text_of(sentence, vocab, settings, set(masked)), text_of(sentence, vocab, settings))
+        if masked and None not in texts:
+            sentences.append(sentence)
+            masks.append(masked)
+            requests.append(texts)
+        if len(sentences) == count:
+            break
+    if not sentences:
+        raise ValueError("no test pair has a first sentence with a masked token that can be written as text")
+
+    plain = _one_segment([[cls, *s, sep] for s in sentences])
+    encoded = model.encoder(plain, training=False)
+    inputs = _one_segment([[cls, *np.where(np.isin(np.arange(len(s)), m), mask, s), sep] for s, m in zip(sentences, masks)])
+    num_masks = np.array([len(m) for m in masks], np.int32)
+    slots = int(num_masks.max())
+    positions = np.array([[p + 1 for p in m] + [0] * (slots - len(m)) for m in masks], np.int32)
+    probabilities = softmax(model({**inputs, "mask_positions": positions}, training=False)["mlm_logits"])
+    top = np.argsort(-probabilities, axis=-1, kind="stable")[..., : cfg.top_k]
+    real = (np.arange(slots)[None, :] < num_masks[:, None])[..., None]
+    tokens = np.array([token.encode() for token in vocab], object)
+    not_truncated = np.zeros(len(sentences), bool)  # A fitted in the pair, so [CLS] A [SEP] fits
+    return {
+        "serving_default": ServingExample(
+            {"text": np.array([with_masks.encode() for with_masks, _ in requests], object)},
+            {
+                "tokens": np.where(real, tokens[top], b""),
+                "probabilities": np.where(real, np.take_along_axis(probabilities, top, -1), 0.0).astype(np.float32),
+                "token_ids": np.where(real, top, -1).astype(np.int32),
+                "num_masks": num_masks,
+                "truncated": not_truncated,
+            },
+        ),
+        "encode": ServingExample(
+            {"text": np.array([original.encode() for _, original in requests], object)},
+            {
+                "pooled_output": np.asarray(encoded["pooled_output"], np.float32),
+                "sequence_output": np.asarray(encoded["sequence_output"], np.float32),
+                "padding_mask": plain["padding_mask"],
+                "truncated": not_truncated,
+            },
+        ),
+    }
 
 
 def unigram_baselines(train_counts: np.ndarray, labels: np.ndarray) -> dict:
@@ -367,7 +496,6 @@ def unigram_baselines(train_counts: np.ndarray, labels: np.ndarray) -> dict:
 
 def report(cfg: BertMlmConfig, model: bert.BertPretrainer, splits: Splits, run_dir) -> dict:
     tok = checked_tokenizer(cfg, model)
-    vocab_path = save_vocabulary(tok.vocabulary, Path(run_dir) / VOCABULARY_FILE)
     counts = np.zeros(tok.vocabulary_size(), np.int64)
     for ids in corpus.load(cfg.data, seed=cfg.data_seed).train.batch(64).map(lambda d: tok.tokenize(d).flat_values).as_numpy_iterator():
         counts += np.bincount(ids, minlength=len(counts))
@@ -399,7 +527,7 @@ def report(cfg: BertMlmConfig, model: bert.BertPretrainer, splits: Splits, run_d
             "probabilities": [round(float(p), 4) for p in answer["probabilities"].numpy()[0, 0]],
         },
         "vocab_size": tok.vocabulary_size(),
-        "vocabulary": str(vocab_path),
+        "vocabulary": str(asset_path(cfg, VOCABULARY_FILE)),
     }
 
 
@@ -412,6 +540,7 @@ RECIPE = register(
         model=model,
         compile_args=compile_args,
         serving=serving,
+        serving_examples=serving_examples,
         report=report,
         train_transform=train_transform,
     )

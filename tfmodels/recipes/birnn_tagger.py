@@ -13,16 +13,22 @@ spaces are removed, and every letter is tagged 1 if it starts a word, else 0: ``
 forward layer only, same data, epochs and optimizer) as the baseline, beside always answering 0
 (the majority tag).
 
-Data (``DATA=embedded``): the pydoc help texts of :mod:`pipelines.text.corpus`, split by document
-with the seed; the letter vocabulary is counted on the training documents; each split is one
-letter stream cut into consecutive windows of ``num_steps`` letters (each window read on its own,
-so its first letters lack left context and its last letters right context, for both models).
-``max_tokens`` keeps the first letters of every stream.
+Data (``DATA=embedded``; ``file:<path>`` and ``tfds:<name>`` work too): the pydoc help texts of
+:mod:`pipelines.text.corpus`, split by document with ``data_seed``; each split is one letter stream
+cut into consecutive windows of ``num_steps`` letters (each window read on its own, so its first
+letters lack left context and its last letters right context, for both models). ``max_tokens``
+keeps the first letters of every stream.
+
+Run asset (:mod:`tfmodels.training.run_assets`): ``vocabulary.txt``, the letters of the training
+documents by frequency after the reserved tokens (one per line, id = line), counted at the data
+stage and read from the run folder by every later stage, a copied run and ``tfmodels export|evaluate``.
 
 Serving: ``serving_default`` takes ``text`` string [B] (any text; it is normalised and its spaces
 dropped, as in training) and returns ``segmented`` string [B] (the letters with a space before each
 predicted word start), ``word_start_probability`` float32 [B, T] (padded with 0 after each text's
-``num_letters``) and ``num_letters`` int32 [B]. An empty text gives ``""`` and 0 letters.
+``num_letters``) and ``num_letters`` int32 [B]. An empty text gives ``""`` and 0 letters. Its
+examples (:func:`serving_examples`) are test windows written as unspaced text with the run's
+vocabulary, answered by the Keras model on the window's ids (softmax and threshold in NumPy).
 
 Presets: ``tiny`` (tests), ``default`` (a bidirectional LSTM with 64 units per direction, Adam;
 both models well within 10 minutes on 2 CPU cores) and ``paper`` (the network of d2l's
@@ -33,7 +39,7 @@ SGD learning rate 1 and θ = 1; the notes give no tagging recipe).
 from __future__ import annotations
 
 import dataclasses
-import functools
+import itertools
 from typing import Any, ClassVar, Mapping
 
 import keras
@@ -42,15 +48,18 @@ import tensorflow as tf
 
 from pipelines.splits import Splits
 from pipelines.text import corpus
-from pipelines.text.vocabulary import PAD_ID, Vocabulary, count_tokens, normalize
+from pipelines.text.vocabulary import PAD_ID, RESERVED_TOKENS, Vocabulary, count_tokens, normalize
 from tfmodels.config import ConfigError, TrainConfig
-from tfmodels.export.signatures import Endpoint, Serving
+from tfmodels.export.signatures import Endpoint, Serving, ServingExample
 from tfmodels.models.birnn_tagger import build_birnn_tagger
 from tfmodels.models.rnn_lm import CELLS
 from tfmodels.registry import Recipe, register
 from tfmodels.training.optimization import make_optimizer
+from tfmodels.training.run_assets import lines_asset
 
 TAGS = ("inside", "word_start")
+SPLITS = ("train", "validation", "test")
+VOCABULARY_FILE = "vocabulary.txt"
 
 
 @dataclasses.dataclass
@@ -114,39 +123,22 @@ def letters_and_word_starts(texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Ragge
     return tf.ragged.boolean_mask(chars, is_letter), tf.ragged.boolean_mask(starts, is_letter)
 
 
-@dataclasses.dataclass(frozen=True)
-class LetterCorpus:
-    """Letter ids and word-start tags per split, and the letter vocabulary of the training documents."""
-
-    vocabulary: Vocabulary
-    streams: Mapping[str, tuple[np.ndarray, np.ndarray]]
-    info: Mapping[str, Any]
+def _training_letters(cfg: BirnnTaggerConfig) -> list[str]:
+    counts = count_tokens(corpus.load(cfg.data, seed=cfg.data_seed).train, "char")
+    return Vocabulary.from_counts({token: n for token, n in counts.items() if token != " "}).tokens
 
 
-@functools.lru_cache(maxsize=4)
-def _load(data: str, max_tokens: int, seed: int) -> LetterCorpus:
-    splits = corpus.load(data, seed=seed)
-    counts = count_tokens(splits.train, "char")
-    vocabulary = Vocabulary.from_counts({token: n for token, n in counts.items() if token != " "})
-    streams = {}
-    for name, docs in (("train", splits.train), ("validation", splits.validation), ("test", splits.test)):
-        pairs = docs.map(lambda doc: tuple(part[0] for part in letters_and_word_starts(doc[None])))
-        pairs = pairs.map(lambda letters, tags: (tf.cast(vocabulary.lookup(letters), tf.int32), tags))
-        ids, tags = (np.concatenate([np.zeros(0, np.int32), *parts]) for parts in zip(*pairs.as_numpy_iterator()))
-        streams[name] = (ids[:max_tokens], tags[:max_tokens]) if max_tokens else (ids, tags)
-    info = {
-        "source": splits.info["source"],
-        "documents": splits.info["sizes"],
-        "letters": {name: int(len(ids)) for name, (ids, _) in streams.items()},
-        "vocab_size": vocabulary.size,
-        "tags": list(TAGS),
-    }
-    return LetterCorpus(vocabulary, streams, info)
+def vocabulary(cfg: BirnnTaggerConfig) -> Vocabulary:
+    """The run's letter vocabulary (``vocabulary.txt``), counted on the training documents at the data stage."""
+    return Vocabulary(lines_asset(cfg, VOCABULARY_FILE, lambda: _training_letters(cfg)))
 
 
-def letter_corpus(cfg: BirnnTaggerConfig) -> LetterCorpus:
-    """The config's letter streams (computed once per process for the same data settings)."""
-    return _load(cfg.data, cfg.max_tokens, cfg.data_seed)
+def letter_streams(documents: tf.data.Dataset, vocabulary: Vocabulary, max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """The letter ids and word-start tags of all ``documents`` in order (the first ``max_tokens``; 0 = all)."""
+    pairs = documents.map(lambda doc: tuple(part[0] for part in letters_and_word_starts(doc[None])))
+    pairs = pairs.map(lambda letters, tags: (tf.cast(vocabulary.lookup(letters), tf.int32), tags))
+    ids, tags = (np.concatenate([np.zeros(0, np.int32), *parts]) for parts in zip(*pairs.as_numpy_iterator()))
+    return (ids[:max_tokens], tags[:max_tokens]) if max_tokens else (ids, tags)
 
 
 def windows(ids: np.ndarray, tags: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -158,17 +150,24 @@ def windows(ids: np.ndarray, tags: np.ndarray, length: int) -> tuple[np.ndarray,
 
 
 def datasets(cfg: BirnnTaggerConfig) -> Splits:
-    data = letter_corpus(cfg)
-    parts = {name: windows(*data.streams[name], cfg.num_steps) for name in ("train", "validation", "test")}
-    return Splits(
-        *(tf.data.Dataset.from_tensor_slices(parts[name]) for name in ("train", "validation", "test")),
-        {**data.info, "sizes": {name: len(x) for name, (x, _) in parts.items()}},
-    )
+    """Unbatched ``(letter ids [num_steps], tags [num_steps])`` windows of each split."""
+    documents, vocab = corpus.load(cfg.data, seed=cfg.data_seed), vocabulary(cfg)
+    streams = {name: letter_streams(getattr(documents, name), vocab, cfg.max_tokens) for name in SPLITS}
+    parts = {name: windows(*streams[name], cfg.num_steps) for name in SPLITS}
+    info = {
+        "source": documents.info["source"],
+        "documents": documents.info["sizes"],
+        "letters": {name: int(len(ids)) for name, (ids, _) in streams.items()},
+        "vocab_size": vocab.size,
+        "tags": list(TAGS),
+        "sizes": {name: len(x) for name, (x, _) in parts.items()},
+    }
+    return Splits(*(tf.data.Dataset.from_tensor_slices(parts[name]) for name in SPLITS), info)
 
 
 def _build(cfg: BirnnTaggerConfig, bidirectional: bool) -> keras.Model:
     return build_birnn_tagger(
-        letter_corpus(cfg).vocabulary.size, len(TAGS), cfg.cell, cfg.hidden_units, cfg.embedding_dim,
+        vocabulary(cfg).size, len(TAGS), cfg.cell, cfg.hidden_units, cfg.embedding_dim,
         cfg.num_layers, bidirectional, cfg.dropout, name="birnn_tagger" if bidirectional else "unirnn_tagger",
     )
 
@@ -195,11 +194,16 @@ def tag_scores(net: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) 
             "word_start_recall": recall, "word_start_f1": f1}
 
 
+def _arrays(split: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """All ``(ids, tags)`` windows of an unbatched split."""
+    ids, tags = zip(*split.batch(4096).as_numpy_iterator())
+    return np.concatenate(ids), np.concatenate(tags)
+
+
 def report(cfg: BirnnTaggerConfig, net: keras.Model, splits: Splits, run_dir) -> dict:
     """This run's model beside the other direction setting, trained the same way, and the majority tag."""
-    data = letter_corpus(cfg)
-    x_test, y_test = windows(*data.streams["test"], cfg.num_steps)
-    train = windows(*data.streams["train"], cfg.num_steps)
+    x_test, y_test = _arrays(splits.test)
+    train = _arrays(splits.train)
     batch = cfg.batch_size or len(train[0])
     other = _build(cfg, not cfg.bidirectional)
     other.compile(optimizer=make_optimizer(cfg, -(-len(train[0]) // batch)), **compile_args(cfg))
@@ -217,10 +221,10 @@ def report(cfg: BirnnTaggerConfig, net: keras.Model, splits: Splits, run_dir) ->
 
 
 def serving(cfg: BirnnTaggerConfig, net: keras.Model) -> Serving:
-    vocabulary = letter_corpus(cfg).vocabulary
-    if net.output_shape[-1] != len(TAGS) or net.get_layer("embedding").input_dim != vocabulary.size:
-        raise ConfigError(f"the model does not match {cfg.data!r}'s letter vocabulary of {vocabulary.size}: export with the training run's settings")
-    text_to_ids = vocabulary.text_layer("char", name="text_to_ids")
+    vocab = vocabulary(cfg)
+    if net.output_shape[-1] != len(TAGS) or net.get_layer("embedding").input_dim != vocab.size:
+        raise ConfigError(f"the model does not match the run's {VOCABULARY_FILE} of {vocab.size} letters: the run folder's assets do not belong to its model")
+    text_to_ids = vocab.text_layer("char", name="text_to_ids")
     # The export tracks the model's objects only; as an attribute of the model, the lookup table
     # of the text layer is saved with the SavedModel.
     net.text_to_ids = text_to_ids
@@ -244,7 +248,6 @@ def serving(cfg: BirnnTaggerConfig, net: keras.Model) -> Serving:
             "serving_default": Endpoint(
                 tag,
                 {"text": tf.TensorSpec([None], tf.string)},
-                {"text": np.array([b"thevalueofanobjectisreturned", b""], object)},
                 {
                     "segmented": "string [B]: the normalised letters with a space before each predicted word start",
                     "word_start_probability": "float32 [B, T]: P(letter starts a word), 0 after num_letters",
@@ -253,6 +256,29 @@ def serving(cfg: BirnnTaggerConfig, net: keras.Model) -> Serving:
             )
         }
     )
+
+
+def serving_examples(cfg: BirnnTaggerConfig, net: keras.Model, test: tf.data.Dataset, count: int = 3) -> dict:
+    """``count`` test windows as unspaced text (the run's vocabulary), and the Keras model's tags for their ids."""
+    tokens = np.array(vocabulary(cfg).tokens, object)
+    # A window with a reserved id (a letter unseen in training) has no text that reads back to it.
+    ids = np.stack(list(itertools.islice((x for x, _ in test.as_numpy_iterator() if x.min() >= len(RESERVED_TOKENS)), count)))
+    logits = np.asarray(net(ids, training=False), np.float64)
+    probability = 1 / (1 + np.exp(logits[..., 0] - logits[..., 1]))  # softmax over the two tags
+    segmented = [
+        "".join(f" {letter}" if p > 0.5 and i > 0 else letter for i, (letter, p) in enumerate(zip(row, row_p)))
+        for row, row_p in zip(tokens[ids], probability)
+    ]
+    return {
+        "serving_default": ServingExample(
+            {"text": np.array(["".join(row).encode() for row in tokens[ids]], object)},
+            {
+                "segmented": np.array([text.encode() for text in segmented], object),
+                "word_start_probability": probability.astype(np.float32),
+                "num_letters": np.full(len(ids), ids.shape[1], np.int32),
+            },
+        )
+    }
 
 
 RECIPE = register(
@@ -264,6 +290,7 @@ RECIPE = register(
         model=model,
         compile_args=compile_args,
         serving=serving,
+        serving_examples=serving_examples,
         report=report,
     )
 )
