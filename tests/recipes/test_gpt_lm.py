@@ -1,5 +1,6 @@
 """gpt_lm (notes-001 §1): tiny training beside the baselines, generate/score from raw strings past the context, paper preset."""
 
+import json
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ def cfg():
 
 
 def served_ids(cfg, text: str) -> list[int]:
-    return [BOS_ID, *lm.token_corpus(cfg).vocabulary.text_layer(cfg.level)(tf.constant([text])).numpy()[0].tolist()]
+    return [BOS_ID, *lm.run_vocabulary(cfg).text_layer(cfg.level)(tf.constant([text])).numpy()[0].tolist()]
 
 
 def test_tiny_training_beats_the_uniform_baseline_and_reports_the_notes_temperatures(run):
@@ -57,7 +58,7 @@ def test_greedy_generation_from_a_raw_string_equals_a_cropped_python_loop(run, s
             logits = run.model(np.array([sequence[-cfg.num_steps:]]), training=False).numpy()[0, -1]
             sequence.append(int(np.argmax(logits)))
         assert answer["continuation_ids"].numpy()[row].tolist() == sequence[-30:]
-    tokens = lm.token_corpus(cfg).vocabulary.tokens
+    tokens = lm.run_vocabulary(cfg).tokens
     ids = answer["continuation_ids"].numpy()[0]
     assert answer["continuation"].numpy()[0].decode() == "".join(tokens[i] for i in ids)
 
@@ -85,6 +86,16 @@ def test_score_is_the_models_perplexity_and_rejects_texts_longer_than_the_contex
 
 def test_export_verifies_with_stock_tensorflow(run):
     assert tfmodels.verify_export(run.export_path)["signatures"] == ["score", "serving_default"]
+
+
+def test_the_exports_greedy_example_generates_past_the_context(run, cfg):
+    """verify-export replays it: the served generation must crop its context as the evaluation loop does."""
+    extra = run.export_path / "assets.extra"
+    expected = json.loads((extra / "expected_outputs.json").read_text())["signatures"]
+    request = json.loads((extra / "rest_requests" / "serving_default.json").read_text())["inputs"]
+    assert request["temperature"] == 0.0
+    assert max(expected["serving_default"]["prefix_tokens"]["values"]) + 1 + request["num_tokens"] > cfg.num_steps
+    assert expected["serving_default"]["prefix_tokens"] == expected["score"]["num_tokens"]
 
 
 def test_paper_preset_is_gpt3_175b_counted_never_built():

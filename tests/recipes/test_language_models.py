@@ -1,6 +1,8 @@
 """rnn_lm, gru_lm, lstm_lm, deep_lstm_lm (notes-002-part2 §32–§38): data, training, baselines, generate/score serving."""
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import keras
@@ -14,6 +16,7 @@ from pipelines.text.vocabulary import BOS_ID, UNK_ID, Vocabulary
 from tfmodels.config import resolve
 from tfmodels.models.ngram_lm import NgramLanguageModel
 from tfmodels.recipes import language_models as recipe
+from tfmodels.training.trainer import evaluate_run
 
 MODELS = ["rnn_lm", "gru_lm", "lstm_lm", "deep_lstm_lm"]
 
@@ -49,7 +52,7 @@ def tiny_cfg():
 
 def served_prefix_ids(cfg, text: str) -> list[int]:
     """What the serving graph feeds the model for ``text``: ``<bos>`` and the normalised tokens."""
-    vocabulary = recipe.token_corpus(cfg).vocabulary
+    vocabulary = recipe.run_vocabulary(cfg)
     return [BOS_ID, *vocabulary.text_layer(cfg.level)(tf.constant([text])).numpy()[0].tolist()]
 
 
@@ -74,6 +77,8 @@ def test_trains_at_tiny_beats_the_uniform_baseline_and_generates_from_raw_text(t
                       num_tokens=tf.constant(12), seed=tf.constant(0, tf.int64))
     ids = answer["continuation_ids"].numpy()
     assert ids.shape == (2, 12) and answer["prefix_tokens"].numpy().tolist() == [12, 0]
+    assert report["vocabulary"] == str(run.run_dir / "assets" / "vocabulary.txt")
+    assert not (run.run_dir / "vocabulary.txt").exists()  # the run asset is the one copy
     tokens = Vocabulary.load(report["vocabulary"]).tokens
     assert [t.decode() for t in answer["continuation"].numpy()] == ["".join(tokens[i] for i in row) for row in ids]
 
@@ -130,9 +135,55 @@ def test_a_uniform_model_scores_the_vocabulary_size_through_the_recipes_metric(t
     assert float(score["perplexity"][0]) == pytest.approx(31.0, rel=1e-5)
 
 
+def test_a_copied_run_serves_and_evaluates_alike_with_its_text_file_gone(tmp_path):
+    """The vocabulary and the test split come from the run folder: the copy needs neither the file nor the original."""
+    rng = np.random.default_rng(0)
+    words = ["value", "object", "method", "class", "return", "module", "string", "number", "list", "type"]
+    text_file = tmp_path / "docs.txt"
+    text_file.write_text("\n\n".join(" ".join(rng.choice(words, 60)) + "." for _ in range(20)))
+    run = tfmodels.train("rnn_lm", preset="tiny", data=f"file:{text_file}", runs_root=tmp_path / "runs",
+                         export_root=tmp_path / "saved_models")
+    assert run.metrics["data"]["vocab_size"] < 31  # the file's letters, not pydoc_data's
+    copy = tmp_path / "elsewhere" / "run"
+    shutil.copytree(run.run_dir, copy)
+    text_file.unlink()
+    shutil.rmtree(run.run_dir)
+
+    exported = tfmodels.export(copy, tmp_path / "copied_models")
+    assert tfmodels.verify_export(exported)["signatures"] == ["score", "serving_default"]
+    expected = [json.loads((path / "assets.extra" / "expected_outputs.json").read_text()) for path in (run.export_path, exported)]
+    assert expected[0] == expected[1]
+    texts = tf.constant(["The value of", "", "a class zyzzyva"])
+    requests = {
+        "score": {"text": texts},
+        "serving_default": {"prefix": texts, "temperature": tf.constant(0.8), "num_tokens": tf.constant(20),
+                            "seed": tf.constant(5, tf.int64)},
+    }
+    original, copied = (tf.saved_model.load(str(path)).signatures for path in (run.export_path, exported))
+    for name, request in requests.items():
+        answers = original[name](**request), copied[name](**request)
+        for output in answers[0]:
+            np.testing.assert_array_equal(answers[0][output].numpy(), answers[1][output].numpy())
+    assert evaluate_run(copy)["test"] == pytest.approx(run.metrics["test"], rel=1e-6)
+
+
+def test_client_texts_are_runs_of_corpus_tokens_without_blank_ends():
+    vocabulary = Vocabulary(["<pad>", "<unk>", "<bos>", "<eos>", " ", "a", "b"])
+    windows = [
+        [5, 4, 6, 2, 4, 5, 4, 6, 6, 4],  # "a b" <bos> " a bb ": the longest run, its blanks stripped
+        [4, 4, 4, 1, 4, 4, 4, 4, 4, 4],  # blanks only: no text
+        [6, 6, 6, 6, 6, 6, 6, 6, 4, 5],  # cut to max_tokens
+        [5, 5, 5, 5, 5, 5, 5, 5, 5, 5],  # past count
+    ]
+    test = tf.data.Dataset.from_tensor_slices((windows, windows))
+    texts = recipe.client_texts(test, vocabulary, "char", 2, 7)
+    assert texts == [[5, 4, 6, 6], [6] * 7]
+    assert recipe.client_texts(test, vocabulary, "word", 5, 7) == [[4, 5, 4, 6, 6, 4], [4, 4, 4, 4, 4, 4], [6] * 7, [5] * 7]
+
+
 def test_word_level_serving_reads_unknown_words_as_unk():
     cfg = resolve(recipe.LstmLmConfig, "tiny", {"level": "word", "embedding_dim": 8})
-    vocabulary = recipe.token_corpus(cfg).vocabulary
+    vocabulary = recipe.run_vocabulary(cfg)
     assert "zyzzyva" not in vocabulary.tokens
     model = recipe.LSTM_LM.model(cfg)
     answer = recipe.serving(cfg, model).endpoints["serving_default"].fn(

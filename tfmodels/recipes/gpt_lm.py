@@ -9,10 +9,11 @@ GPT-2/3 — paper defaults; see that module).
 
 Everything but the model is :mod:`tfmodels.recipes.language_models`' (imported, not copied):
 the data (Python's ``pydoc_data`` topics by default, character level, vocabulary counted on the
-training documents, ``<bos>`` before each document), the training windows of ``num_steps``
-tokens at a random offset per epoch, the loss (sparse cross-entropy on logits at every
-position), accuracy and perplexity, gradient clipping to a global norm of 1, and the report's
-perplexity baselines (uniform, unigram, best n-gram on the same test windows). Fields of
+training documents and kept as the run asset ``assets/vocabulary.txt``, ``<bos>`` before each
+document), the training windows of ``num_steps`` tokens at a random offset per epoch, the loss
+(sparse cross-entropy on logits at every position), accuracy and perplexity, gradient clipping
+to a global norm of 1, and the report's perplexity baselines (uniform, unigram, best n-gram on
+the same test windows). Fields of
 :class:`~tfmodels.recipes.language_models.LanguageModelConfig` keep their meaning; for the GPT,
 ``hidden_units`` is the model width d, ``num_layers`` the number of blocks and ``num_steps``
 the context: the training windows **and** the position table (``max_positions``), since
@@ -30,6 +31,9 @@ that come from the learned positions:
 * ``score`` reads at most ``num_steps − 1`` tokens of a text (plus ``<bos>``); a longer text is
   rejected with an error that says so (a perplexity over a sliding context would be another
   quantity than the model's).
+
+The serving examples are the recurrent models' (test texts of at most ``num_steps − 1`` tokens);
+their greedy reference loop crops its context to the newest ``num_steps`` ids like generation.
 
 Report (``metrics.json``): the recurrent models' report (test perplexity beside the baselines,
 greedy and T = 0.8 continuations of ``sample_prefix``), plus the next-token distribution after
@@ -140,7 +144,7 @@ def paper_parameter_breakdown() -> dict[str, int]:
 
 def model(cfg: GptLmConfig) -> keras.Model:
     """The GPT of ``cfg`` on the corpus vocabulary; refuses sizes whose training state cannot fit in memory."""
-    vocab_size = lm.token_corpus(cfg).vocabulary.size
+    vocab_size = lm.run_vocabulary(cfg).size
     count = parameter_breakdown(cfg, vocab_size)["total"]
     needed = TRAINING_COPIES * 4 * count  # float32 weights, gradient and Adam's two moments
     available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -175,11 +179,13 @@ def bounded_context(net: keras.Model, max_positions: int):
 
 
 def serving(cfg: GptLmConfig, net: keras.Model) -> Serving:
-    """The recurrent models' signatures (inputs, examples, documented outputs) computed for a GPT."""
-    shared = lm.serving(cfg, net, context=cropped_context(net, cfg.num_steps), score_model=bounded_context(net, cfg.num_steps))
-    # A text has at most as many tokens as characters: this example fits the context.
-    example = {"text": np.array([cfg.sample_prefix[: cfg.num_steps - 1].encode(), b""], object)}
-    return Serving({**shared.endpoints, "score": dataclasses.replace(shared.endpoints["score"], example=example)})
+    """The recurrent models' signatures (inputs, documented outputs) computed for a GPT."""
+    return lm.serving(cfg, net, context=cropped_context(net, cfg.num_steps), score_model=bounded_context(net, cfg.num_steps))
+
+
+def serving_examples(cfg: GptLmConfig, net: keras.Model, test: tf.data.Dataset):
+    """The recurrent models' examples; the greedy loop reads the newest ``num_steps`` ids, as generation does."""
+    return lm.serving_examples(cfg, net, test, max_positions=cfg.num_steps)
 
 
 def next_token_distributions(net: keras.Model, codec: lm.TextCodec, prefix: str, max_positions: int) -> dict:
@@ -212,6 +218,7 @@ RECIPE = register(
         model=model,
         compile_args=lm.compile_args,
         serving=serving,
+        serving_examples=serving_examples,
         report=report,
         train_transform=lm.train_transform,
     )

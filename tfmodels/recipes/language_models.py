@@ -13,7 +13,11 @@ against its SHA-1 and cached), ``file:<path>`` (documents separated by blank lin
 ``tfds:<name>`` work too. Each document is normalised as the notes do (§21: non-letters →
 space, lower case), tokenised into characters (``level=char``, the notes' character-level LM) or
 words (``level=word``), and **the vocabulary is counted on the training documents only**
-(``min_freq``; ids ``<pad>`` 0, ``<unk>`` 1, ``<bos>`` 2, ``<eos>`` 3, then by frequency). A split
+(``min_freq``; ids ``<pad>`` 0, ``<unk>`` 1, ``<bos>`` 2, ``<eos>`` 3, then by frequency). It is
+counted once, in the run's data stage, and saved as the run asset ``assets/vocabulary.txt``
+(:func:`run_vocabulary`); the model's size, the report, serving and the exports of a copied run
+folder read it from there, never from the data (``level`` and ``min_freq`` stay in
+``config.json``). A split
 becomes one long id stream, each document preceded by ``<bos>``: the model learns where documents
 start, and generation and scoring condition on ``<bos>`` when a text is empty. ``max_tokens``
 keeps the first tokens of every stream (d2l's ``max_tokens``; [REF d2l] §25: 10,000).
@@ -46,7 +50,8 @@ uniform (= the vocabulary size, §33), the Laplace-smoothed unigram, and the bes
 (:class:`tfmodels.models.ngram_lm.NgramLanguageModel`, orders 1–5 for characters or 1–3 for
 words, §23) with ε and the order picked on the validation windows; Zipf's law on the training
 tokens (§24: the fitted exponent, and ``zipf.png``, the log–log unigram / bigram / trigram
-frequencies); plus greedy and sampled continuations of ``sample_prefix``. The vocabulary is written to ``vocabulary.txt``.
+frequencies); plus greedy and sampled continuations of ``sample_prefix``, and the path of the
+run's vocabulary.
 
 Serving (core TensorFlow only; the vocabulary travels in the graph as the lookup table of
 :class:`pipelines.text.vocabulary.TextToTokenIds` and a string constant for ids → tokens):
@@ -67,6 +72,12 @@ Serving (core TensorFlow only; the vocabulary travels in the graph as the lookup
   tokens) and ``num_tokens`` [B] of each text read as a document (after ``<bos>``); an empty text
   has 0 tokens and perplexity 1.
 
+Serving examples (:func:`serving_examples`, the export's warm-up requests and checks): texts cut
+out of the test windows and written with the run's vocabulary (:func:`client_texts`); ``score``
+expects the model's log-likelihood of their ids after ``<bos>`` (NumPy arithmetic on the model's
+logits), ``serving_default`` with temperature 0 the greedy continuation of 20 tokens by a
+Python loop that calls the model on the growing ids.
+
 Presets: ``tiny`` (tests, seconds), ``default`` (char level, Adam, 2 CPU cores within 10 minutes;
 measured results in the README / report) and ``paper`` (d2l's settings, [REF d2l] §32/§36–§38:
 batch 32, 35 steps, plain SGD learning rate 1 (2 for the deep LSTM), θ = 1, 500 epochs on the
@@ -81,7 +92,6 @@ report here instead.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
@@ -94,19 +104,24 @@ from pipelines import sources
 from pipelines.splits import Splits
 from pipelines.text import corpus
 from pipelines.text.ngrams import ngram_counts, plot_zipf, zipf_exponent
-from pipelines.text.vocabulary import BOS_ID, PAD_ID, Vocabulary, tokenized
+from pipelines.text.vocabulary import BOS_ID, PAD_ID, RESERVED_TOKENS, Vocabulary, tokenized
 from tfmodels.config import ConfigError, TrainConfig
-from tfmodels.export.signatures import Endpoint, Serving
+from tfmodels.export.signatures import Endpoint, Serving, ServingExample
 from tfmodels.metrics.perplexity import Perplexity
 from tfmodels.models.generation import generate
 from tfmodels.models.ngram_lm import NgramLanguageModel
 from tfmodels.models.rnn_lm import build_rnn_lm
 from tfmodels.registry import Recipe, register
+from tfmodels.training.run_assets import asset_path, run_asset
 
 # n-gram baselines: the orders tried per level (§23) and the Laplace ε grid picked on validation.
 NGRAM_ORDERS = {"char": 5, "word": 3}
 EPSILONS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 SAMPLE_TOKENS = {"char": 120, "word": 30}
+# Tokens are joined into text with "" (characters: spaces are tokens) or " " (words).
+SEPARATORS = {"char": "", "word": " "}
+VOCABULARY = "vocabulary.txt"  # the run asset
+SERVING_EXAMPLE_TEXTS, SERVING_EXAMPLE_TOKENS = 3, 20  # texts per serving example, tokens generated
 
 
 @dataclasses.dataclass
@@ -208,7 +223,7 @@ class TokenCorpus:
     """A corpus as id streams: the vocabulary of its training documents and one stream per split.
 
     Args:
-        vocabulary: counted on the training documents.
+        vocabulary: the run's vocabulary (:func:`run_vocabulary`).
         streams: ``{"train" | "validation" | "test": int32 ids}``, each document preceded by ``<bos>``.
         info: facts for ``Splits.info`` and the report.
     """
@@ -232,25 +247,39 @@ def token_stream(documents: tf.data.Dataset, vocabulary: Vocabulary, level: str,
     return stream[:max_tokens] if max_tokens else stream
 
 
-@functools.lru_cache(maxsize=4)
-def _load_corpus(data: str, level: str, min_freq: int, max_tokens: int, seed: int) -> TokenCorpus:
-    splits = corpus.load(data, seed=seed)
-    vocabulary = Vocabulary.from_texts(splits.train, level, min_freq)
+def run_vocabulary(cfg: LanguageModelConfig, documents: Splits | None = None) -> Vocabulary:
+    """The run's vocabulary, the asset ``<run>/assets/vocabulary.txt`` (one token per line, in id order).
+
+    Counted on the training documents (``level``, ``min_freq``; the split drawn with
+    ``data_seed``) during the run's data stage, read from the run folder afterwards.
+
+    Args:
+        cfg: the run's config.
+        documents: the corpus' document splits where they are loaded already; else they are
+            loaded from ``cfg.data`` if the vocabulary has to be counted.
+    """
+
+    def count() -> Vocabulary:
+        splits = documents if documents is not None else corpus.load(cfg.data, seed=cfg.data_seed)
+        return Vocabulary.from_texts(splits.train, cfg.level, cfg.min_freq)
+
+    return run_asset(cfg, VOCABULARY, count, Vocabulary.save, Vocabulary.load)
+
+
+def token_corpus(cfg: LanguageModelConfig) -> TokenCorpus:
+    """The config's corpus (read from ``cfg.data``) as id streams of the run's vocabulary."""
+    splits = corpus.load(cfg.data, seed=cfg.data_seed)
+    vocabulary = run_vocabulary(cfg, splits)
     parts = {"train": splits.train, "validation": splits.validation, "test": splits.test}
-    streams = {name: token_stream(docs, vocabulary, level, max_tokens) for name, docs in parts.items()}
+    streams = {name: token_stream(docs, vocabulary, cfg.level, cfg.max_tokens) for name, docs in parts.items()}
     info = {
         "source": splits.info["source"],
         "documents": splits.info["sizes"],
         "tokens": {name: int(len(stream)) for name, stream in streams.items()},
-        "level": level,
+        "level": cfg.level,
         "vocab_size": vocabulary.size,
     }
     return TokenCorpus(vocabulary, streams, info)
-
-
-def token_corpus(cfg: LanguageModelConfig) -> TokenCorpus:
-    """The config's corpus as id streams (computed once per process for the same data settings)."""
-    return _load_corpus(cfg.data, cfg.level, cfg.min_freq, cfg.max_tokens, cfg.data_seed)
 
 
 def windows(stream: np.ndarray, length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -315,7 +344,7 @@ def compile_args(cfg: LanguageModelConfig) -> dict:
 def _model_builder(cell: str, name: str):
     def model(cfg: LanguageModelConfig) -> keras.Model:
         return build_rnn_lm(
-            token_corpus(cfg).vocabulary.size, cell, cfg.hidden_units, cfg.num_layers,
+            run_vocabulary(cfg).size, cell, cfg.hidden_units, cfg.num_layers,
             cfg.embedding_dim or None, cfg.dropout, name=name,
         )
 
@@ -333,7 +362,7 @@ class TextCodec:
     def __init__(self, vocabulary: Vocabulary, level: str):
         self.text_to_ids = vocabulary.text_layer(level, name="text_to_ids")
         self.tokens = vocabulary.tokens
-        self.separator = "" if level == "char" else " "
+        self.separator = SEPARATORS[level]
 
     def documents(self, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """``[B]`` strings → (ids ``[B, 1 + T + 1]`` int32: ``<bos>``, the tokens, ``<pad>``…; lengths ``[B]`` with ``<bos>``).
@@ -401,15 +430,20 @@ def score_text(model: keras.Model, codec: TextCodec, text) -> dict[str, tf.Tenso
     }
 
 
-def text_codec(cfg: LanguageModelConfig, model: keras.Model) -> TextCodec:
-    """The codec of ``cfg``'s vocabulary, checked against the model's output width."""
-    vocabulary = token_corpus(cfg).vocabulary
+def checked_vocabulary(cfg: LanguageModelConfig, model: keras.Model) -> Vocabulary:
+    """The run's vocabulary, checked against the model's output width."""
+    vocabulary = run_vocabulary(cfg)
     if model.output_shape[-1] != vocabulary.size:
         raise ConfigError(
-            f"the model predicts {model.output_shape[-1]} tokens but {cfg.data!r} at level={cfg.level!r}, "
-            f"min_freq={cfg.min_freq} gives a vocabulary of {vocabulary.size}: export with the training run's settings"
+            f"the model predicts {model.output_shape[-1]} tokens but the vocabulary of {cfg.data!r} at "
+            f"level={cfg.level!r}, min_freq={cfg.min_freq} has {vocabulary.size}: use the model's own run folder"
         )
-    return TextCodec(vocabulary, cfg.level)
+    return vocabulary
+
+
+def text_codec(cfg: LanguageModelConfig, model: keras.Model) -> TextCodec:
+    """The codec of the run's vocabulary (checked against the model's output width)."""
+    return TextCodec(checked_vocabulary(cfg, model), cfg.level)
 
 
 def serving(cfg: LanguageModelConfig, model: keras.Model, context=None, score_model=None) -> Serving:
@@ -439,12 +473,6 @@ def serving(cfg: LanguageModelConfig, model: keras.Model, context=None, score_mo
                     "seed": tf.TensorSpec([], tf.int64),
                 },
                 {
-                    "prefix": np.array([cfg.sample_prefix.encode(), b""], object),
-                    "temperature": np.float32(1.0),
-                    "num_tokens": np.int32(min(20, limit)),
-                    "seed": np.int64(7),
-                },
-                {
                     "continuation": "string [B]: the generated tokens, joined ('' for characters, ' ' for words)",
                     "continuation_ids": "int32 [B, num_tokens]: the generated token ids",
                     "prefix_tokens": "int32 [B]: tokens read from the prefix (after normalisation)",
@@ -453,7 +481,6 @@ def serving(cfg: LanguageModelConfig, model: keras.Model, context=None, score_mo
             "score": Endpoint(
                 lambda text: score_text(score_model or model, codec, text),
                 {"text": tf.TensorSpec([None], tf.string)},
-                {"text": np.array([cfg.sample_prefix.encode(), b""], object)},
                 {
                     "perplexity": "float32 [B]: exp of the mean negative log-likelihood per token (1 for an empty text)",
                     "log_likelihood": "float32 [B]: natural-log likelihood of the tokens after <bos>",
@@ -462,6 +489,101 @@ def serving(cfg: LanguageModelConfig, model: keras.Model, context=None, score_mo
             ),
         }
     )
+
+
+def client_texts(test: tf.data.Dataset, vocabulary: Vocabulary, level: str, count: int, max_tokens: int) -> list[list[int]]:
+    """The token ids of ``count`` texts a client could send, cut out of the first test windows.
+
+    From each window: its longest run of corpus tokens (no ``<bos>`` or ``<unk>``, which no text
+    reads as), its first ``max_tokens``, without spaces at the ends (normalisation strips them).
+    Written with :data:`SEPARATORS`, such a text reads back as exactly these ids.
+
+    Example:
+        >>> vocab = Vocabulary(["<pad>", "<unk>", "<bos>", "<eos>", " ", "a", "b"])
+        >>> windows = tf.data.Dataset.from_tensor_slices(([[5, 2, 6, 4, 5, 1], [4, 4, 4, 4, 4, 4]], [[0] * 6] * 2))
+        >>> client_texts(windows, vocab, "char", 2, 5)
+        [[6, 4, 5]]
+    """
+    blank = vocabulary.tokens.index(" ") if level == "char" and " " in vocabulary.tokens else None
+    texts = []
+    for window, _ in test.as_numpy_iterator():
+        runs = [[]]
+        for token in window.tolist():
+            if token < len(RESERVED_TOKENS):
+                runs.append([])
+            else:
+                runs[-1].append(token)
+        ids = max(runs, key=len)[:max_tokens]
+        while ids and blank in (ids[0], ids[-1]):
+            ids = ids[1:] if ids[0] == blank else ids[:-1]
+        if ids:
+            texts.append(ids)
+        if len(texts) == count:
+            return texts
+    if not texts:
+        raise ValueError("no test window holds a run of corpus tokens to serve as a text")
+    return texts
+
+
+def serving_examples(cfg: LanguageModelConfig, model: keras.Model, test: tf.data.Dataset, max_positions: int | None = None):
+    """Texts from the test windows (:func:`client_texts`) and the evaluation path's answers for them.
+
+    ``score``: the model called on ``<bos>`` and each text's ids, the log-likelihood of the ids
+    summed in NumPy. ``serving_default`` (temperature 0): greedy continuations of
+    :data:`SERVING_EXAMPLE_TOKENS` tokens by a Python loop that calls the model on the growing
+    ids and takes NumPy's argmax.
+
+    Args:
+        cfg: the run's config.
+        model: the language model.
+        test: the unbatched test split of ``(ids, labels)`` windows.
+        max_positions: a model with a bounded context (a GPT) reads each step's newest
+            ``max_positions`` ids; ``None`` reads them all.
+    """
+    vocabulary = checked_vocabulary(cfg, model)
+    texts = client_texts(test, vocabulary, cfg.level, SERVING_EXAMPLE_TEXTS, cfg.num_steps - 1)
+
+    def logits(ids: list[int]) -> np.ndarray:
+        return np.asarray(model(np.array([ids], np.int32), training=False), np.float64)[0]
+
+    def text(ids: list[int]) -> bytes:
+        return SEPARATORS[cfg.level].join(vocabulary.tokens[i] for i in ids).encode()
+
+    log_likelihood = []
+    for ids in texts:
+        scores = logits([BOS_ID, *ids[:-1]])  # position t predicts ids[t]
+        log_probs = scores - scores.max(-1, keepdims=True)
+        log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
+        log_likelihood.append(log_probs[np.arange(len(ids)), ids].sum())
+    num_tokens = np.array([len(ids) for ids in texts], np.int32)
+    log_likelihood = np.array(log_likelihood)
+    length = min(cfg.max_new_tokens, SERVING_EXAMPLE_TOKENS)
+    continuations = []
+    for ids in texts:
+        sequence = [BOS_ID, *ids]
+        for _ in range(length):
+            context = sequence[-max_positions:] if max_positions else sequence
+            sequence.append(int(np.argmax(logits(context)[-1])))
+        continuations.append(sequence[len(ids) + 1 :])
+    prefix = np.array([text(ids) for ids in texts], object)
+    return {
+        "serving_default": ServingExample(
+            {"prefix": prefix, "temperature": np.float32(0.0), "num_tokens": np.int32(length), "seed": np.int64(0)},
+            {
+                "continuation": np.array([text(ids) for ids in continuations], object),
+                "continuation_ids": np.array(continuations, np.int32).reshape(len(texts), length),
+                "prefix_tokens": num_tokens,
+            },
+        ),
+        "score": ServingExample(
+            {"text": prefix},
+            {
+                "perplexity": np.exp(-log_likelihood / num_tokens).astype(np.float32),
+                "log_likelihood": log_likelihood.astype(np.float32),
+                "num_tokens": num_tokens,
+            },
+        ),
+    }
 
 
 def model_perplexity(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
@@ -518,8 +640,6 @@ def ngram_baselines(counts: list, vocab_size: int, validation, test) -> dict:
 def report(cfg: LanguageModelConfig, model: keras.Model, splits: Splits, run_dir, context=None) -> dict:
     """Test perplexity beside the n-gram baselines, Zipf's law, samples; ``context`` as in :func:`generate_function`."""
     data = token_corpus(cfg)
-    vocab_path = Path(run_dir) / "vocabulary.txt"
-    data.vocabulary.save(vocab_path)
     n = cfg.num_steps
     validation, test = (windows(data.streams[name], n, n) for name in ("validation", "test"))
     # The training ids counted as one sequence, as d2l counts a whole book (§23, §24).
@@ -540,7 +660,7 @@ def report(cfg: LanguageModelConfig, model: keras.Model, splits: Splits, run_dir
         "sample_prefix": cfg.sample_prefix,
         "samples": samples,
         "vocab_size": data.vocabulary.size,
-        "vocabulary": str(vocab_path),
+        "vocabulary": str(asset_path(cfg, VOCABULARY)),
     }
 
 
@@ -554,6 +674,7 @@ def _register(name: str, cell: str, config: type[LanguageModelConfig], descripti
             model=_model_builder(cell, name),
             compile_args=compile_args,
             serving=serving,
+            serving_examples=serving_examples,
             report=report,
             train_transform=train_transform,
         )
