@@ -286,13 +286,14 @@ def test_serving_graph_has_only_core_tensorflow_ops(tmp_path):
     )
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["unknown_ops"] == [] and result["custom_modules_loaded"] == [] and "error" not in result, result
-    encoded, predicted = result["outputs"]
     expected = model.encoder(_encoder_inputs(batch))
-    for name in ("sequence_output", "pooled_output"):
-        got = np.asarray(encoded[name]["values"]).reshape(encoded[name]["shape"])
-        np.testing.assert_allclose(got, expected[name], atol=1e-5)
-    got = np.asarray(predicted["mlm_logits"]["values"]).reshape(predicted["mlm_logits"]["shape"])
-    np.testing.assert_allclose(got, model(batch)["mlm_logits"], atol=1e-4)
+    for loader in ("tf2", "session"):  # the TF2 loader and TF-Serving's TF1 Session path
+        encoded, predicted = result["outputs"][loader]
+        for name in ("sequence_output", "pooled_output"):
+            got = np.asarray(encoded[name]["values"]).reshape(encoded[name]["shape"])
+            np.testing.assert_allclose(got, expected[name], atol=1e-5)
+        got = np.asarray(predicted["mlm_logits"]["values"]).reshape(predicted["mlm_logits"]["shape"])
+        np.testing.assert_allclose(got, model(batch)["mlm_logits"], atol=1e-4)
 
 
 def test_library_never_imports_keras_hub():

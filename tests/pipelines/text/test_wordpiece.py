@@ -167,10 +167,11 @@ def test_saved_model_runs_in_a_process_that_imports_only_tensorflow(tokenizer, t
     subprocess.run(args, check=False, capture_output=True, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": ""}, timeout=300)
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["unknown_ops"] == [] and result["custom_modules_loaded"] == []
-    outputs = result["outputs"][0]
     expected = tokenizer.tokenize(text)
-    assert outputs["lengths"]["values"] == expected.row_lengths().numpy().tolist()
-    assert outputs["token_ids"]["values"] == expected.to_tensor().numpy().reshape(-1).tolist()
+    for loader in ("tf2", "session"):  # the TF2 loader and TF-Serving's TF1 Session path
+        outputs = result["outputs"][loader][0]
+        assert outputs["lengths"]["values"] == expected.row_lengths().numpy().tolist()
+        assert outputs["token_ids"]["values"] == expected.to_tensor().numpy().reshape(-1).tolist()
 
 
 def _proto(tensor: tf.Tensor) -> str:
