@@ -39,6 +39,9 @@ class Recipe:
         datasets: ``cfg -> pipelines.splits.Splits`` of *unbatched* ``(features, label)`` or
             ``(features, label, sample_weight)`` datasets (Keras ``fit``'s element forms).
         model: ``cfg -> keras.Model`` (a pure builder from ``tfmodels.models``).
+            ``datasets`` and ``model`` are the only places a recipe derives its run assets
+            (vocabularies, class names, statistics: :mod:`tfmodels.training.run_assets`); every
+            later stage and ``tfmodels evaluate|export`` read them from the run folder.
         compile_args: ``cfg -> dict`` with ``loss`` and ``metrics`` (the trainer adds the optimizer).
         serving: ``(cfg, model) -> tfmodels.export.signatures.Serving``: the signatures of the export.
         serving_examples: ``(cfg, model, test) -> {signature: ServingExample}``: for each
@@ -61,7 +64,7 @@ class Recipe:
     model: Callable[[Any], Any]
     compile_args: Callable[[Any], dict]
     serving: Callable[[Any, Any], Any]
-    serving_examples: Callable[[Any, Any, Any], Any] = None  # TRANSITION
+    serving_examples: Callable[[Any, Any, Any], Any]
     report: Optional[Callable[..., dict]] = None
     train_transform: Optional[Callable[[Any], Callable]] = None
 
