@@ -15,7 +15,6 @@ from tfmodels.config import ConfigError, resolve
 from tfmodels.models import bert
 from tfmodels.recipes import bert_classifier as recipe
 from tfmodels.recipes.bert_mlm import TOKENIZER_FILE, VOCABULARY_FILE, encoder_inputs
-from tfmodels.training.trainer import evaluate_run
 
 
 @pytest.fixture(scope="module")
@@ -101,24 +100,13 @@ def test_the_run_holds_copies_of_the_pretraining_runs_vocabulary_and_tokenizer_s
     assert json.loads((ours / recipe.CLASS_NAMES_FILE).read_text()) == list(sentiment.CLASS_NAMES)
 
 
-def test_a_copied_run_exports_and_evaluates_the_same_after_the_pretraining_run_is_deleted(run, pretrained_copy, tmp_path):
+def test_a_copied_run_exports_and_evaluates_the_same_after_the_pretraining_run_is_deleted(
+    run, pretrained_copy, export_copied_run, assert_same_answers
+):
     shutil.rmtree(pretrained_copy)
-    copied = shutil.copytree(run.run_dir, tmp_path / "copied_run")
-    original = run.run_dir.rename(run.run_dir.with_name(run.run_dir.name + ".hidden"))
-    try:
-        export = tfmodels.export(copied, tmp_path / "saved_models")
-        tfmodels.verify_export(export)
-        evaluated = evaluate_run(copied)
-    finally:
-        original.rename(run.run_dir)
-    assert evaluated["test"] == pytest.approx(run.metrics["test"], rel=1e-6)
-    for name in ("expected_outputs.json", "rest_requests/serving_default.json"):  # the same examples from the copied test split
-        assert (export / "assets.extra" / name).read_text() == (run.export_path / "assets.extra" / name).read_text()
+    export = export_copied_run(run)
     texts = tf.constant(["the parser is not reliable.", "", "although the module was slow, the new syntax is elegant."])
-    ours, theirs = (tf.saved_model.load(str(path)).signatures["serving_default"](text=texts) for path in (export, run.export_path))
-    assert set(ours) == set(theirs)
-    for key in ours:
-        np.testing.assert_array_equal(ours[key].numpy(), theirs[key].numpy())
+    assert_same_answers(export, run.export_path, "serving_default", text=texts)
 
 
 def test_bag_of_words_baseline_fits_a_separable_toy_task():

@@ -3,7 +3,6 @@
 import base64
 import dataclasses
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from pipelines.text.wordpiece_vocabulary import RESERVED_TOKENS, load_vocabulary
 from tfmodels.config import ConfigError, resolve
 from tfmodels.models import bert
 from tfmodels.recipes import bert_mlm as recipe
-from tfmodels.training.trainer import evaluate_run
 
 NUM_DOCUMENTS = 30
 SENTENCES = (
@@ -104,25 +102,13 @@ def test_serving_examples_are_test_sentences_with_masks_at_their_masked_tokens(r
     assert expected["serving_default"]["num_masks"]["values"] == [text.split().count("[MASK]") for text in masked]
 
 
-def test_a_copied_run_exports_and_evaluates_the_same_without_its_corpus_or_original_folder(run, corpus_file, tmp_path):
-    copied = shutil.copytree(run.run_dir, tmp_path / "copied_run")
-    hidden = [path.rename(path.with_name(path.name + ".hidden")) for path in (corpus_file, run.run_dir)]
-    try:
-        export = tfmodels.export(copied, tmp_path / "saved_models")
-        tfmodels.verify_export(export)
-        evaluated = evaluate_run(copied)
-    finally:
-        for path, original in zip(hidden, (corpus_file, run.run_dir)):
-            path.rename(original)
-    assert evaluated["test"] == pytest.approx(run.metrics["test"], rel=1e-6)
-    for name in ("expected_outputs.json", "rest_requests/serving_default.json"):  # the same examples from the copied test split
-        assert (export / "assets.extra" / name).read_text() == (run.export_path / "assets.extra" / name).read_text()
+def test_a_copied_run_exports_and_evaluates_the_same_without_its_corpus_or_original_folder(
+    run, corpus_file, export_copied_run, assert_same_answers
+):
+    export = export_copied_run(run, corpus_file)
     texts = tf.constant(["The [MASK] of the function is returned.", "a [mask] loop ends [MASK] the iterator.", ""])
     for name in ("serving_default", "encode"):
-        ours, theirs = (tf.saved_model.load(str(path)).signatures[name](text=texts) for path in (export, run.export_path))
-        assert set(ours) == set(theirs)
-        for key in ours:
-            np.testing.assert_array_equal(ours[key].numpy(), theirs[key].numpy())
+        assert_same_answers(export, run.export_path, name, text=texts)
 
 
 def test_fill_mask_top1_is_the_keras_models_argmax_at_every_mask(run, cfg, signatures):

@@ -2,7 +2,6 @@
 
 import base64
 import json
-import shutil
 
 import keras
 import numpy as np
@@ -14,7 +13,6 @@ from pipelines.text.vocabulary import RESERVED_TOKENS, Vocabulary
 from tfmodels.models.birnn_tagger import build_birnn_tagger, tagger_parameter_count
 from tfmodels.recipes import birnn_tagger as recipe
 from tfmodels.training.run_assets import saved_test_split
-from tfmodels.training.trainer import evaluate_run
 
 
 @pytest.fixture(scope="module")
@@ -109,27 +107,16 @@ def test_the_letter_vocabulary_is_a_run_asset_and_the_serving_examples_are_test_
     assert [s.decode().replace(" ", "") for s in serve(text=tf.constant(texts))["segmented"].numpy()] == texts
 
 
-def test_a_copied_run_exports_and_evaluates_the_same_without_reading_the_corpus(run, tmp_path, monkeypatch):
+def test_a_copied_run_exports_and_evaluates_the_same_without_reading_the_corpus(
+    run, monkeypatch, export_copied_run, assert_same_answers
+):
     def unavailable(*args, **kwargs):
         raise AssertionError("the corpus was read again")
 
     monkeypatch.setattr(recipe.corpus, "load", unavailable)
-    copied = shutil.copytree(run.run_dir, tmp_path / "copied_run")
-    original = run.run_dir.rename(run.run_dir.with_name(run.run_dir.name + ".hidden"))
-    try:
-        export = tfmodels.export(copied, tmp_path / "saved_models")
-        tfmodels.verify_export(export)
-        evaluated = evaluate_run(copied)
-    finally:
-        original.rename(run.run_dir)
-    assert evaluated["test"] == pytest.approx(run.metrics["test"], rel=1e-6)
-    for name in ("expected_outputs.json", "rest_requests/serving_default.json"):  # the same examples from the copied test split
-        assert (export / "assets.extra" / name).read_text() == (run.export_path / "assets.extra" / name).read_text()
+    export = export_copied_run(run)
     texts = tf.constant(["The value of an object!", "", "selfisreturned"])
-    ours, theirs = (tf.saved_model.load(str(path)).signatures["serving_default"](text=texts) for path in (export, run.export_path))
-    assert set(ours) == set(theirs)
-    for key in ours:
-        np.testing.assert_array_equal(ours[key].numpy(), theirs[key].numpy())
+    assert_same_answers(export, run.export_path, "serving_default", text=texts)
 
 
 def test_serving_segments_raw_text_like_the_keras_model(run, serve):
