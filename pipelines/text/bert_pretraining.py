@@ -22,7 +22,9 @@ Masks are drawn with stateless random ops from explicit seeds: the training spli
 every pass over the dataset (seeded by ``tf.data.Dataset.random(seed, rerandomize_each_iteration)``);
 validation and test draw them once from (seed, example index), so evaluation is reproducible. A
 trainer that caches the training split (``tfmodels.training`` does) freezes the first draw: give it
-:meth:`Masker.train_transform` as the recipe's ``train_transform``, which re-masks every batch.
+:meth:`Masker.train_transform` as the recipe's ``train_transform``, which re-masks every batch from
+the ``masks`` stream of :mod:`pipelines.random_streams` (a function of the seed and the batch, so a
+resumed run re-masks exactly as an uninterrupted one).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from pipelines.random_streams import batch_seed, stream_seed
 from pipelines.splits import Splits
 from pipelines.text.sentences import split_sentences
 from pipelines.text.wordpiece import WordPieceTokenizer
@@ -171,14 +174,14 @@ class Masker:
         """A batch function ``(features, labels) -> (features, labels)`` that re-masks every batch.
 
         For a trainer that caches the training split and maps this over its batches every epoch
-        (``Recipe.train_transform``). Its seeds come from a ``tf.random.Generator`` seeded with
-        ``seed``: every call draws new masks; with a parallel map the order of the draws (not
-        their distribution) may vary from run to run, as with Keras' random augmentation layers.
+        (``Recipe.train_transform``). The masks are a stateless function of ``seed`` and the
+        batch's token ids (the ``masks`` stream of :mod:`pipelines.random_streams`): the same
+        batch is masked the same way, a batch of another epoch's shuffle gets new masks, and a
+        run resumed after a kill draws exactly what the uninterrupted run did.
         """
-        generator = tf.random.Generator.from_seed(seed)
 
         def transform(features, labels):
-            return self.remask(features, labels, generator.make_seeds(1)[:, 0])
+            return self.remask(features, labels, stream_seed(batch_seed(seed, features["token_ids"]), "masks"))
 
         return transform
 

@@ -126,7 +126,11 @@ def test_remask_restores_the_originals_and_draws_new_masks():
     rows = np.nonzero(used)[0]
     np.testing.assert_array_equal(new_labels["mlm_labels"].numpy()[used], ids[rows, new_features["mask_positions"].numpy()[used]])
     again, _ = transform(features, labels)
-    assert (again["token_ids"].numpy() != new_features["token_ids"].numpy()).any()  # a new draw per call
+    np.testing.assert_array_equal(again["token_ids"].numpy(), new_features["token_ids"].numpy())  # (seed, batch) decide
+    reversed_batch = transform({k: v[::-1] for k, v in features.items()}, {k: v[::-1] for k, v in labels.items()})[0]
+    assert (reversed_batch["token_ids"].numpy()[::-1] != new_features["token_ids"].numpy()).any()  # another batch: new masks
+    other_seed, _ = MASKER.train_transform(seed=2)(features, labels)
+    assert (other_seed["token_ids"].numpy() != new_features["token_ids"].numpy()).any()
 
 
 @pytest.fixture(scope="module")
