@@ -39,7 +39,7 @@ def latest_version(path: Path) -> Path:
 def _latest_metrics(runs_root: Path, name: str, preset: str = "default") -> dict | None:
     for metrics_path in sorted((runs_root / name).glob("*/metrics.json"), reverse=True):
         metrics = json.loads(metrics_path.read_text())
-        if metrics.get("preset") == preset:
+        if metrics.get("preset") == preset and "test" in metrics:  # an unfinished run has no test metrics yet
             return metrics
     return None
 
