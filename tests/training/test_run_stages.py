@@ -163,3 +163,25 @@ def test_a_copied_run_folder_evaluates_and_exports_with_its_data_gone(uninterrup
     assert tfmodels.verify_export(exported)["requests_replayed"] == 2
     original = json.loads((uninterrupted.export_path / "assets.extra" / "expected_outputs.json").read_text())
     assert json.loads((exported / "assets.extra" / "expected_outputs.json").read_text()) == original
+
+
+@pytest.mark.parametrize("name, data", [("mnist_cnn", "sklearn:digits"), ("titanic_mlp", None), ("rnn_lm", None)])
+def test_a_seed_sweep_is_scored_on_one_test_set(name, data):
+    """``seed`` changes the training randomness only; ``data_seed`` alone decides the split."""
+    import tensorflow as tf
+
+    from tfmodels import registry
+    from tfmodels.training.trainer import resolve_config
+
+    recipe = registry.get(name)
+
+    def test_split(**overrides):
+        elements = recipe.datasets(resolve_config(name, "tiny", data, overrides=overrides)).test.as_numpy_iterator()
+        return [tf.nest.flatten(element) for element in elements]
+
+    def same(a, b):
+        return len(a) == len(b) and all(np.array_equal(x, y) for ea, eb in zip(a, b) for x, y in zip(ea, eb))
+
+    first = test_split(seed=1)
+    assert same(first, test_split(seed=7))
+    assert not same(first, test_split(seed=1, data_seed=7))
