@@ -11,10 +11,13 @@ Example:
 
 from __future__ import annotations
 
-# Import the ``export`` subpackage before defining the ``export`` function below: importing a
-# submodule sets the package attribute of the same name, so a later first import of
-# ``tfmodels.export`` would otherwise replace the function with the module.
-import tfmodels.export as _export_package  # noqa: F401
+from tfmodels.quiet_import import quiet_tensorflow_start
+
+with quiet_tensorflow_start():  # TensorFlow's C++ start-up INFO lines stay hidden
+    # Import the ``export`` subpackage before defining the ``export`` function below: importing a
+    # submodule sets the package attribute of the same name, so a later first import of
+    # ``tfmodels.export`` would otherwise replace the function with the module.
+    import tfmodels.export as _export_package  # noqa: F401
 
 
 def _register_keras_objects() -> None:

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up noise out
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -143,7 +140,10 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", help="embedded (default) | tfds:<name> | a recipe-specific source")
     tr.add_argument("--strategy", help="default | mirrored | multi_worker")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    tr.add_argument("--resume", metavar="RUN_DIR", help="continue a run at its first unfinished stage (a finished run is left as it is)")
+    tr.add_argument(
+        "--resume", metavar="RUN_DIR",
+        help="continue a run (a run folder, or 'latest': the newest run of MODEL) at its first unfinished stage; a finished run is left as it is",
+    )
     tr.add_argument("--runs-root", default="runs")
     tr.add_argument("--export-root", default="saved_models")
     tr.add_argument("--no-export", action="store_true")

@@ -185,3 +185,11 @@ def test_a_seed_sweep_is_scored_on_one_test_set(name, data):
     first = test_split(seed=1)
     assert same(first, test_split(seed=7))
     assert not same(first, test_split(seed=1, data_seed=7))
+
+
+def test_resume_latest_picks_the_newest_run_of_the_model(uninterrupted, capsys):
+    runs_root = uninterrupted.run_dir.parent.parent
+    result = tfmodels.train("mnist_cnn", resume="latest", runs_root=runs_root, export_root=uninterrupted.export_path.parent.parent)
+    assert result.run_dir == uninterrupted.run_dir and "is finished" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no run of 'lenet5'"):
+        tfmodels.train("lenet5", resume="latest", runs_root=runs_root)

@@ -26,6 +26,18 @@ STAGES = ("data", "fit", "evaluate", "report", "export")
 RUN_FILE = "run.json"
 
 
+def latest_run(runs_root: str | os.PathLike, model: str) -> Path:
+    """The newest run folder of ``model`` under ``runs_root`` (what ``--resume latest`` means).
+
+    Raises:
+        FileNotFoundError: ``model`` has no run there.
+    """
+    folders = sorted(p.parent for p in Path(runs_root, model).glob(f"*/{RUN_FILE}"))
+    if not folders:
+        raise FileNotFoundError(f"no run of {model!r} under {Path(runs_root, model)} to resume")
+    return folders[-1]
+
+
 def write_json_atomically(path: Path, value: Any) -> None:
     """Writes ``value`` as JSON so that a kill leaves either the old file or the new one."""
     partial = path.with_name(f".{path.name}.partial")

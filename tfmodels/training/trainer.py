@@ -37,7 +37,7 @@ from tfmodels import registry
 from tfmodels.config import ConfigError, TrainConfig, parse_overrides, resolve
 from tfmodels.training.fit import fit_stage
 from tfmodels.training.run_assets import save_test_split, saved_test_split
-from tfmodels.training.run_folder import RunFolder
+from tfmodels.training.run_folder import RunFolder, latest_run
 from tfmodels.training.strategy import make_strategy
 
 
@@ -135,8 +135,9 @@ def train(
         data: overrides the config's data source (``embedded``, ``tfds:<name>``, ...).
         strategy: overrides the config's strategy (``default``, ``mirrored``, ``multi_worker``).
         overrides: ``["key=value", ...]`` or a mapping, type-checked against the config.
-        resume: a run directory: its saved preset and config are used and it continues at its
-            first unfinished stage; a finished run is left unchanged.
+        resume: a run directory, or ``"latest"`` (the newest run of ``name`` under
+            ``runs_root``): its saved preset and config are used and it continues at its first
+            unfinished stage; a finished run is left unchanged.
         runs_root: where new run directories are made.
         export_root: where the SavedModel is exported (``None`` skips the export stage).
         callbacks: extra Keras callbacks (they run after the trainer's own).
@@ -152,6 +153,8 @@ def train(
     if resume is not None:
         if overrides or data or strategy:
             raise ConfigError("a resumed run keeps its saved config: drop overrides, data and strategy")
+        if resume == "latest":
+            resume = latest_run(runs_root, name)
         try:
             run = RunFolder.open(resume, name)
         except ValueError as err:
