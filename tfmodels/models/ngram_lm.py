@@ -19,6 +19,11 @@ tokens of all sequences. 1 is perfect, ``m`` is the uniform model, +∞ a zero-p
 
 The model works on token ids ``0 .. m−1``; ``pipelines.text`` provides the counts
 (``ngram_counts``) and the vocabulary that maps text to ids.
+
+:class:`NgramLanguageModel` is the closed form in Python/NumPy (dictionaries of counts, for
+reading and for the language models' baselines). :class:`CountingNgramLM` is the same model as a
+Keras model for the one trainer (the ``ngram_lm`` recipe): dense count tables as non-trainable
+weights, filled by ``train_step``, and served as a language model from ids to logits.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import collections
 import math
 from typing import Iterable, Mapping, Sequence
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 
 class NgramLanguageModel:
@@ -179,3 +186,135 @@ class NgramLanguageModel:
             history.append(token)
             generated.append(token)
         return generated
+
+
+def dense_table_entries(vocab_size: int, order: int) -> int:
+    """Entries of the dense count tables of an order-``order`` model: ``m + m² + … + m^order`` (§23: storage grows as m^N)."""
+    return sum(vocab_size**k for k in range(1, order + 1))
+
+
+@keras.saving.register_keras_serializable(package="tfmodels")
+class NgramCounts(keras.layers.Layer):
+    """Dense n-gram count tables and the smoothed next-token log-probabilities they give (§22–§23).
+
+    The table of k-grams (k = 1 .. order) is a non-trainable ``[m^(k−1), m]`` float32 variable:
+    row ``Σ_j c_j·m^(c−1−j)`` holds ``n(c_0 … c_{k−2}, w)`` for every next token ``w`` (the notes'
+    storage: "1000 × 1000 = 1,000,000 possible pairs" for bigrams). Being weights, the counts are
+    saved in checkpoints, ``BackupAndRestore`` state and ``model.keras``. Counting is checked on
+    one replica only (under ``MirroredStrategy`` some counts came out doubled, see the
+    ``ngram_lm`` recipe). Float32 counts are exact up to 2²⁴.
+
+    ``call(ids)`` gives, at every position t of ``[B, T]`` ids, ``log P̂(· | ids[t−c+1 .. t])`` with
+    ``c = min(order − 1, t + 1)`` context tokens: the formula and conventions of
+    :class:`NgramLanguageModel` (an unseen context gives the unigram ``P̂``), so a window is scored
+    as :func:`tfmodels.recipes.language_models.ngram_window_perplexity` scores it. Core TF ops only.
+
+    Args:
+        vocab_size: ``m``.
+        order: ``n`` of the n-gram.
+        epsilon: the Laplace ``ε`` of every order (≥ 0).
+        pad_id: an id that is never counted (the padding of the counting chunks).
+    """
+
+    def __init__(self, vocab_size: int, order: int, epsilon: float, pad_id: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if vocab_size < 1 or order < 1 or epsilon < 0:
+            raise ValueError(f"vocab_size and order must be positive and epsilon >= 0, got {vocab_size}, {order}, {epsilon}")
+        if vocab_size**order >= 2**31:
+            raise ValueError(f"{order}-gram ids of a {vocab_size}-token vocabulary overflow int32 table indices")
+        self.vocab_size, self.order, self.epsilon, self.pad_id = vocab_size, order, float(epsilon), pad_id
+        self.tables = [
+            self.add_weight(shape=(vocab_size ** (k - 1), vocab_size), initializer="zeros", dtype="float32",
+                            trainable=False, name=f"counts_{k}gram")
+            for k in range(1, order + 1)
+        ]
+
+    def _index(self, tokens: tf.Tensor, start: int, length, k: int) -> tf.Tensor:
+        """Base-m index of the k-grams ``tokens[:, s : s + k]`` for ``s = start .. start + length − 1``."""
+        index = tf.zeros_like(tokens[:, start : start + length])
+        for j in range(k):
+            index = index * self.vocab_size + tokens[:, start + j : start + j + length]
+        return index
+
+    def count(self, tokens: tf.Tensor) -> None:
+        """Adds the counts of a batch of chunks ``[B, L]``: the k-grams that start in the first ``L − order + 1`` positions.
+
+        Consecutive chunks overlap by ``order − 1`` tokens, so every k-gram of the stream starts
+        in exactly one chunk's counted positions; k-grams that hold ``pad_id`` are not counted.
+        """
+        tokens = tf.cast(tokens, tf.int32)
+        starts = tf.shape(tokens)[1] - (self.order - 1)
+        for k, table in enumerate(self.tables, start=1):
+            grams = tf.stack([tokens[:, j : j + starts] for j in range(k)], axis=-1)
+            counted = tf.cast(tf.reduce_all(grams != self.pad_id, axis=-1), tf.float32)
+            index = self._index(tokens, 0, starts, k)
+            delta = tf.math.unsorted_segment_sum(tf.reshape(counted, [-1]), tf.reshape(index, [-1]), self.vocab_size**k)
+            table.assign_add(tf.reshape(delta, table.shape))
+
+    def call(self, ids):
+        ids = tf.cast(ids, tf.int32)
+        m, length = self.vocab_size, tf.shape(ids)[1]
+        unigram = self.tables[0][0]
+        total = tf.reduce_sum(unigram)
+        # P̂(w) = (n(w) + ε/m) / (n + ε); the uniform model when nothing is counted and ε = 0.
+        prior = tf.where(total + self.epsilon > 0, (unigram + self.epsilon / m) / (total + self.epsilon), tf.fill([m], 1.0 / m))
+        probs = tf.broadcast_to(prior, tf.concat([tf.shape(ids), [m]], 0))
+        context_length = tf.minimum(self.order - 1, tf.range(length) + 1)  # tokens read at position t
+        for c in range(1, self.order):
+            padded = tf.pad(ids, [[0, 0], [c - 1, 0]])  # positions t < c − 1 read padding, unused below
+            rows = tf.gather(self.tables[c], self._index(padded, 0, length, c))  # n(context, ·): [B, T, m]
+            seen = tf.reduce_sum(rows, axis=-1, keepdims=True)
+            conditional = tf.where(seen > 0, tf.math.divide_no_nan(rows + self.epsilon * prior, seen + self.epsilon), prior)
+            probs = tf.where((context_length == c)[None, :, None], conditional, probs)
+        return tf.math.log(probs)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.vocab_size)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "order": self.order,
+                "epsilon": self.epsilon, "pad_id": self.pad_id}
+
+
+@keras.saving.register_keras_serializable(package="tfmodels")
+class CountingNgramLM(keras.Model):
+    """An n-gram LM on the one trainer: ``fit`` counts, the model maps ids ``[B, T]`` to logits ``[B, T, m]``.
+
+    The logits are ``log P̂`` of :class:`NgramCounts`, so ``softmax(logits) = P̂`` and a compiled
+    sparse cross-entropy is the n-gram model's negative log-likelihood: the default
+    ``test_step`` logs the loss and perplexity. ``train_step`` adds the batch's counts
+    (:meth:`NgramCounts.count` on the chunk ``[x_0, *y]``) and applies no gradients (there are no
+    trainable weights; the optimizer ``compile`` receives is never used), then logs the batch's
+    loss and metrics under the counts so far, with ``<pad>`` labels weighted 0. Every epoch adds
+    the data's counts again: E epochs give E × the counts, the model of one epoch with ε / E.
+
+    Args:
+        vocab_size, order, epsilon, pad_id: as :class:`NgramCounts`.
+        name: the model name.
+
+    Example:
+        >>> lm = CountingNgramLM(vocab_size=4, order=2, epsilon=1.0)
+        >>> lm.counts.count(tf.constant([[1, 2, 1, 2]]))        # chunk of 4: bigrams starting at 0..2
+        >>> lm.counts.tables[1].numpy()[1].tolist()              # n(1, ·)
+        [0.0, 0.0, 2.0, 0.0]
+    """
+
+    def __init__(self, vocab_size: int, order: int, epsilon: float, pad_id: int = 0, name: str = "ngram_lm", **kwargs):
+        ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+        counts = NgramCounts(vocab_size, order, epsilon, pad_id, name="counts")
+        super().__init__(ids, counts(ids), name=name, **kwargs)
+        self.counts = counts
+
+    def train_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        self.counts.count(tf.concat([x[:, :1], y], axis=1))
+        return self.test_step((x, y, tf.cast(y != self.counts.pad_id, tf.float32)))
+
+    def get_config(self):
+        counts = self.counts
+        return {"vocab_size": counts.vocab_size, "order": counts.order, "epsilon": counts.epsilon,
+                "pad_id": counts.pad_id, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)

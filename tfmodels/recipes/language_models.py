@@ -84,9 +84,9 @@ batch 32, 35 steps, plain SGD learning rate 1 (2 for the deep LSTM), θ = 1, 500
 first 10,000 characters; 512 hidden units for the from-scratch RNN, 256 for GRU, LSTM and the two
 LSTM layers of ``deep_lstm_lm``).
 
-Not registered: an ``ngram_lm`` recipe. A count model has no gradient training, Keras loss or
-metrics, so it does not fit the trainer's contract; the n-gram models are the baselines of every
-report here instead.
+The count-based n-gram model is a MODEL of its own, ``ngram_lm`` (:mod:`tfmodels.recipes.ngram_lm`),
+trained on the same trainer by a ``train_step`` that counts; n-gram models are also the baselines
+of every report here.
 """
 
 from __future__ import annotations
