@@ -62,10 +62,19 @@ class TrainConfig:
             evaluation masks. Kept apart from ``seed`` so a seed sweep is scored on one test set.
         deterministic: make TensorFlow ops deterministic (bitwise-repeatable runs).
         strategy: ``default``, ``mirrored`` or ``multi_worker`` (needs ``TF_CONFIG``).
-        mixed_precision: train with the ``mixed_float16`` policy.
+        mixed_precision: the Keras dtype policy of training (:mod:`tfmodels.training.precision`):
+            ``none`` (float32), ``float16`` (``mixed_float16``), ``bfloat16`` (``mixed_bfloat16``)
+            or ``auto`` (``mixed_bfloat16`` where the CPU has AMX / AVX512-BF16 or every GPU is
+            Ampere or newer, else float32). Variables, losses and served tensors stay float32.
+            The booleans of older configs still read: ``true`` is ``float16``, ``false`` ``none``.
         jit_compile: compile the train step with XLA (needs ``deterministic=false``).
         shuffle: reshuffle the training data every epoch (seeded by ``seed`` and the epoch).
-        shuffle_buffer: shuffle buffer in examples (0 = the whole training set).
+        shuffle_buffer: shuffle buffer in examples (0 = the whole training set when it fits in
+            half of ``cache_budget_mb``, else as many examples as fit, at least 1,024).
+        cache: where splits are cached between epochs: ``auto`` (in RAM when a split fits its share
+            of ``cache_budget_mb``, else streamed from its source), ``memory``, ``disk`` (files
+            in the run folder) or ``none`` (:mod:`tfmodels.training.data_budget`).
+        cache_budget_mb: the memory budget of caches and the shuffle buffer, in MiB.
         monitor: metric that selects the best checkpoint, e.g. ``val_loss`` or ``val_accuracy``.
         verbose: Keras progress output (1 = progress bar, 2 = one line per epoch).
         run_dir: the run folder whose saved assets (vocabularies, class names, statistics) the
@@ -96,10 +105,12 @@ class TrainConfig:
     data_seed: int = 42
     deterministic: bool = True
     strategy: str = "default"
-    mixed_precision: bool = False
+    mixed_precision: str = "none"
     jit_compile: bool = False
     shuffle: bool = True
     shuffle_buffer: int = 0
+    cache: str = "auto"
+    cache_budget_mb: int = 4096
     monitor: str = "val_loss"
     verbose: int = 1
     run_dir: str = dataclasses.field(default="", compare=False)
@@ -114,6 +125,8 @@ class TrainConfig:
         "optimizer": ("sgd", "momentum", "adam", "adamw"),
         "lr_schedule": ("constant", "step", "multistep", "cosine", "plateau"),
         "strategy": ("default", "mirrored", "multi_worker"),
+        "cache": ("auto", "memory", "disk", "none"),
+        "mixed_precision": ("none", "float16", "bfloat16", "auto"),
     }
 
     def __post_init__(self) -> None:
@@ -131,6 +144,8 @@ class TrainConfig:
                 "jit_compile=true needs deterministic=false: Keras runs without XLA while TensorFlow's op "
                 "determinism is on (not every XLA kernel is deterministic)"
             )
+        if self.cache_budget_mb < 0 or self.shuffle_buffer < 0:
+            raise ConfigError("cache_budget_mb and shuffle_buffer must be >= 0")
         if self.warmup_epochs and self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError("warmup_epochs works with the constant and cosine schedules only")
 
@@ -155,6 +170,22 @@ def _parse_bool(text: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"expected true/false, got {text!r}")
+
+
+def _upgrade_mixed_precision(value: Any) -> Any:
+    """``mixed_precision`` was a bool until bfloat16 came (issue 11): ``true`` meant ``mixed_float16``.
+
+    Saved ``config.json`` files and ``--set mixed_precision=true`` keep working; other values pass
+    through to the usual checks.
+    """
+    if isinstance(value, str):
+        try:
+            value = _parse_bool(value)
+        except ValueError:
+            return value
+    if isinstance(value, bool):
+        return "float16" if value else "none"
+    return value
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
@@ -237,5 +268,7 @@ def resolve(
             )
     if "run_dir" in values:
         raise ConfigError("run_dir is not a setting: the trainer, evaluate and export set it to the run folder")
+    if "mixed_precision" in values:
+        values["mixed_precision"] = _upgrade_mixed_precision(values["mixed_precision"])
     typed = {key: _coerce(key, value, types[key]) for key, value in values.items()}
     return config_cls(**typed)

@@ -62,7 +62,7 @@ def test_learning_rate_schedule_is_logged_per_epoch(tmp_path):
 def test_mixed_precision_and_xla_are_config_switches(tmp_path):
     result = tfmodels.train(
         "mnist_cnn", preset="tiny", data="sklearn:digits",
-        overrides={"mixed_precision": True, "jit_compile": True, "deterministic": False},
+        overrides={"mixed_precision": "float16", "jit_compile": True, "deterministic": False},
         runs_root=tmp_path, export_root=tmp_path / "saved_models",
     )
     assert result.model.jit_compile  # Keras silently drops XLA while op determinism is on

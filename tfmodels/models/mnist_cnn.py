@@ -33,5 +33,6 @@ def build_mnist_cnn(
         x = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
         x = keras.layers.ReLU(name=f"relu{i + 1}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    logits = keras.layers.Dense(num_classes, name="fc")(x)
+    # float32 logits under a mixed policy: the loss and softmax read them (Keras mixed-precision guide)
+    logits = keras.layers.Dense(num_classes, name="fc", dtype="float32")(x)
     return keras.Model(inputs, logits, name="mnist_cnn")

@@ -25,6 +25,7 @@ from tfmodels import registry
 from tfmodels.config import ConfigError, TrainConfig
 from tfmodels.models.backbone import reset_trainable
 from tfmodels.training.callbacks import LearningRateLogger, RandomStateBackup, StopOnNaN
+from tfmodels.training.data_budget import shuffle_buffer
 from tfmodels.training.finetune import check_phases, frozen_phase_marker, initialise_from, plan_phases
 from tfmodels.training.optimization import make_optimizer, schedule_callbacks
 from tfmodels.training.run_folder import RunFolder
@@ -49,13 +50,15 @@ def training_dataset(
     drop_remainder: bool = False,
     transform=None,
     end_epoch: int | None = None,
+    shuffle_buffer: int | None = None,
 ) -> tf.data.Dataset:
     """Epochs ``initial_epoch .. end_epoch-1`` (default: to ``cfg.epochs``) of shuffled batches, as one dataset.
 
     ``transform`` (the recipe's ``train_transform``) maps each batch after batching, so random
-    augmentation is drawn anew every epoch rather than cached.
+    augmentation is drawn anew every epoch rather than cached. ``shuffle_buffer`` (examples)
+    defaults to ``cfg.shuffle_buffer``, or the whole training set.
     """
-    buffer = cfg.shuffle_buffer or n_train
+    buffer = shuffle_buffer or cfg.shuffle_buffer or n_train
 
     def one_epoch(epoch):
         # The shuffle seed is a tensor here; TF's seed helper compares the graph seed with 0 in
@@ -243,7 +246,8 @@ def fit_stage(
             *callbacks,
         ]
         train_ds = training_dataset(
-            data.splits.train, cfg, global_batch, n_train, initial_epoch, split_evenly, transform, phase.end_epoch
+            data.splits.train, cfg, global_batch, n_train, initial_epoch, split_evenly, transform, phase.end_epoch,
+            shuffle_buffer(cfg, n_train, data.train_example_bytes),
         )
         model.fit(
             train_ds,

@@ -26,6 +26,7 @@ from typing import Any, Callable, TypeVar
 import tensorflow as tf
 
 from tfmodels.config import TrainConfig
+from tfmodels.training.data_budget import example_bytes
 from tfmodels.training.run_folder import RunFolder
 
 T = TypeVar("T")
@@ -102,9 +103,7 @@ def lines_asset(cfg: TrainConfig, name: str, derive: Callable[[], list[str]]) ->
 
 def save_test_split(run_dir: Path, test: tf.data.Dataset, size: int) -> bool:
     """Saves the (unbatched) test split of ``size`` examples into the run; False when too large."""
-    first = next(iter(test.take(1)))
-    example_bytes = sum(int(tf.size(t)) * t.dtype.size for t in tf.nest.flatten(first) if t.dtype != tf.string)
-    if example_bytes * size > MAX_SAVED_TEST_BYTES:
+    if example_bytes(test) * size > MAX_SAVED_TEST_BYTES:
         print(f"Note: the test split is over {MAX_SAVED_TEST_BYTES >> 20} MiB; evaluate will read it from its source again")
         return False
     target = Path(run_dir) / ASSETS / TEST_SPLIT

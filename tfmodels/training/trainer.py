@@ -12,7 +12,7 @@ evaluate -> report -> export (:mod:`tfmodels.training.run_folder`)::
     best.weights.h5    the weights of the best epoch by ``cfg.monitor``
     model.keras        the final model (best weights), loadable with keras.saving.load_model
     curves.png         training curves
-    metrics.json       best validation metrics, test metrics, recipe report, export path
+    metrics.json       dtype policy, best validation metrics, test metrics, recipe report, export path
 
 ``--resume`` continues a run at its first unfinished stage (mid-epoch kills resume from the last
 finished epoch) and never rewrites a finished stage's files.
@@ -35,7 +35,9 @@ from tensorflow.python.framework import config as tf_framework_config
 from pipelines.splits import Splits
 from tfmodels import registry
 from tfmodels.config import ConfigError, TrainConfig, parse_overrides, resolve
+from tfmodels.training.data_budget import cache_split, clear_disk_cache, example_bytes
 from tfmodels.training.fit import fit_stage
+from tfmodels.training.precision import resolve_policy
 from tfmodels.training.run_assets import save_test_split, saved_test_split
 from tfmodels.training.run_folder import RunFolder, latest_run
 from tfmodels.training.strategy import make_strategy
@@ -180,7 +182,12 @@ def train(
     previous_determinism = tf_framework_config.is_op_determinism_enabled()
     _set_op_determinism(cfg.deterministic)
     previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
+    precision = run.metrics().get("precision")
+    if precision is None:  # resolved once, so a resumed ``auto`` run keeps the policy it began with
+        policy, reason = resolve_policy(cfg.mixed_precision)
+        precision = run.add_metrics(precision={"setting": cfg.mixed_precision, "policy": policy, "reason": reason})["precision"]
+    print(f"Precision: {precision['policy']} ({precision['reason']})")
+    keras.mixed_precision.set_global_policy(precision["policy"])
     try:
         return _run(recipe, cfg, run, export_root, callbacks)
     finally:  # later models built in this process get the policy and determinism they had before
@@ -199,18 +206,31 @@ def _set_op_determinism(enabled: bool) -> None:
 
 @dataclasses.dataclass
 class RunData:
-    """A run's splits: cached for training, and as the recipe made them (for one-off reads)."""
+    """A run's splits: cached within the memory budget for training, and as the recipe made them.
+
+    Args:
+        splits: train / validation / test, cached as ``cfg.cache`` says (:mod:`.data_budget`).
+        uncached: the same splits as the recipe made them (for one-off reads).
+        sizes: the number of examples of each split.
+        train_example_bytes: the estimated size of one training example.
+    """
 
     splits: Splits
     uncached: Splits
     sizes: tuple[int, int, int]
+    train_example_bytes: int
 
 
-def _load_data(recipe: registry.Recipe, cfg: TrainConfig) -> RunData:
+def _load_data(recipe: registry.Recipe, cfg: TrainConfig, run_dir: Path) -> RunData:
     """The recipe's splits (while the data stage runs, this derives the run's assets)."""
     splits: Splits = recipe.datasets(cfg)
-    cached = Splits(*(s.cache() for s in (splits.train, splits.validation, splits.test)), splits.info)
-    return RunData(cached, splits, tuple(_count(s) for s in (splits.train, splits.validation, splits.test)))
+    parts = {"train": splits.train, "validation": splits.validation, "test": splits.test}
+    sizes = {name: _count(split) for name, split in parts.items()}
+    per_example = {name: example_bytes(split) for name, split in parts.items()}
+    cache_dir = run_dir / "cache"
+    clear_disk_cache(cache_dir)
+    cached = [cache_split(split, name, sizes[name] * per_example[name], cfg, cache_dir) for name, split in parts.items()]
+    return RunData(Splits(*cached, splits.info), splits, tuple(sizes.values()), per_example["train"])
 
 
 def _run(
@@ -222,7 +242,7 @@ def _run(
 ) -> TrainResult:
     """The unfinished stages of one run (config already resolved), each recorded when done."""
     # Evaluate and export read the saved test split: the data source is needed for fit and report only.
-    data = _load_data(recipe, cfg) if not (run.finished("fit") and run.finished("report")) else None
+    data = _load_data(recipe, cfg, run.path) if not (run.finished("fit") and run.finished("report")) else None
     if not run.finished("fit"):
         dist = make_strategy(cfg.strategy)
         with dist.scope():
