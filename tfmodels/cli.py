@@ -1,4 +1,4 @@
-"""``tfmodels train|evaluate|export|verify-export|list|bench`` (the console script).
+"""``tfmodels train|evaluate|export|verify-export|predict|list|bench`` (the console script).
 
 Errors a user can cause (unknown MODEL, bad ``--set``, bad data source, a broken export) print one
 clear line and exit with status 2; ``--debug`` shows the traceback instead.
@@ -17,10 +17,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pipelines.sources import DataSourceError
     from tfmodels.config import ConfigError
     from tfmodels.export import VerificationError
+    from tfmodels.export.predict import PredictInputError
     from tfmodels.registry import UnknownModelError
     from tfmodels.training.fit import TrainingDivergedError
 
-    return (ConfigError, DataSourceError, UnknownModelError, VerificationError, TrainingDivergedError, FileNotFoundError)
+    return (
+        ConfigError, DataSourceError, UnknownModelError, VerificationError, TrainingDivergedError, PredictInputError,
+        FileNotFoundError,
+    )
 
 
 def latest_version(path: Path) -> Path:
@@ -110,6 +114,16 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from tfmodels.export.predict import predict, run_export
+    from tfmodels.training.run_folder import RUN_FILE
+
+    path = Path(args.path)
+    export = run_export(path) if (path / RUN_FILE).exists() else latest_version(path)
+    summary = predict(export, args.inputs, signature=args.signature, batch_size=args.batch_size)
+    return 1 if summary.skipped else 0
+
+
 def cmd_bench(args) -> int:
     bench_dir = Path(__file__).resolve().parent.parent / "benchmarks"
     scripts = sorted(bench_dir.glob("bench_*.py"))
@@ -162,6 +176,15 @@ def parser() -> argparse.ArgumentParser:
     ve = sub.add_parser("verify-export", help="check an export with stock TensorFlow only")
     ve.add_argument("path", help="saved_models/<model>/<version> (or saved_models/<model> for the newest)")
     ve.set_defaults(fn=cmd_verify)
+
+    pr = sub.add_parser(
+        "predict", help="run an export's serving signature on image files/folders, text lines or CSV rows; JSON lines out"
+    )
+    pr.add_argument("path", help="an export version, saved_models/<model> (the newest version) or a run folder (its export)")
+    pr.add_argument("inputs", nargs="+", help="image files or folders, text files, CSV files ('-' reads stdin)")
+    pr.add_argument("--signature", default="serving_default", help="the signature to run (default serving_default)")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.set_defaults(fn=cmd_predict)
 
     be = sub.add_parser("bench", help="run the benchmarks (ratios against reference implementations)")
     be.add_argument("--only", help="run only benchmarks whose name contains this")
