@@ -10,8 +10,9 @@ Sources (``DATA=``):
 * ``tfds:<name>[:<test split>]``: a TFDS image-classification dataset (``tfds:cifar10``,
   ``tfds:imagenette``, ``tfds:imagenet2012`` with a manual download ...). 90% of ``train`` trains,
   10% selects the checkpoint, and ``test`` (or the split named) is the test split.
-  ``imagenet2012``'s ``test`` split has no labels (-1), so there the test split is ``validation``
-  (ILSVRC's 50,000 labelled images that papers report on) and 1% of ``train`` selects the checkpoint.
+  ``imagenet2012``'s ``test`` split has no labels (-1) and ``imagenette`` has none, so there the
+  test split is ``validation`` (ILSVRC's 50,000 labelled images that papers report on) and 1% of
+  ImageNet's ``train`` selects the checkpoint (:data:`TFDS_TEST_SPLITS`).
 
 :func:`load` takes the run's class names (saved by the run, see ``tfmodels.training.run_assets``)
 and checks the data against them before any work: a source whose classes differ is refused, a
@@ -35,9 +36,14 @@ from pipelines.splits import Splits
 
 SOURCES = ("embedded", "sklearn:digits", "folder:*", "tfds:*")
 TFDS_SPLITS = ("train[:90%]", "train[90%:]", "test")  # train / validation / test of a TFDS dataset
-# Datasets whose ``test`` split has no labels (-1): the labelled split papers report on is the test
-# split, and 1% of ``train`` (12,812 ImageNet images) selects the checkpoint.
-TFDS_UNLABELLED_TEST = {"imagenet2012": ("train[:99%]", "train[99%:]", "validation")}
+# Datasets whose ``test`` split has no labels (imagenet2012: -1) or does not exist (imagenette,
+# imagewang): their labelled ``validation`` split is the test split papers report on, and part of
+# ``train`` selects the checkpoint (1% of ImageNet's is 12,812 images).
+TFDS_TEST_SPLITS = {
+    "imagenet2012": ("train[:99%]", "train[99%:]", "validation"),
+    "imagenette": ("train[:90%]", "train[90%:]", "validation"),
+    "imagewang": ("train[:90%]", "train[90%:]", "validation"),
+}
 LABELS_READ_UP_FRONT = 64  # per split, before training; the rest are asserted as they stream
 
 
@@ -74,7 +80,7 @@ def tfds_splits(argument: str) -> tuple[str, tuple[str, str, str]]:
     if match is None:
         raise sources.DataSourceError(f"bad TFDS source 'tfds:{argument}': expected tfds:<name>[:<version>][:<test split>]")
     name, test = match.groups()
-    train, validation, default_test = TFDS_UNLABELLED_TEST.get(name.partition(":")[0], TFDS_SPLITS)
+    train, validation, default_test = TFDS_TEST_SPLITS.get(name.partition(":")[0], TFDS_SPLITS)
     return name, (train, validation, test or default_test)
 
 

@@ -167,4 +167,5 @@ def test_tfds_specs_name_the_test_split():
     assert image_classification.tfds_splits("mnist:3.0.1") == ("mnist:3.0.1", ("train[:90%]", "train[90%:]", "test"))
     assert image_classification.tfds_splits("imagenet2012") == ("imagenet2012", ("train[:99%]", "train[99%:]", "validation"))
     assert image_classification.tfds_splits("imagenet2012:test")[1][2] == "test"
+    assert image_classification.tfds_splits("imagenette")[1][2] == "validation"  # it has no test split
     assert image_classification.tfds_splits("mnist:3.0.1:test[:50%]") == ("mnist:3.0.1", ("train[:90%]", "train[90%:]", "test[:50%]"))
