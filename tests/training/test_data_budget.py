@@ -74,7 +74,7 @@ def test_bad_cache_settings_are_refused():
 
 STREAMED_RUN = textwrap.dedent(
     """
-    import json, resource, sys
+    import json, sys
     import keras, numpy as np, tensorflow as tf
     import tfmodels
     from pipelines.splits import Splits
@@ -102,11 +102,17 @@ STREAMED_RUN = textwrap.dedent(
     def compile_args(cfg):
         return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True), "metrics": ["accuracy"]}
 
+    def peak_rss_kib():
+        # VmHWM belongs to this process's memory map; getrusage's ru_maxrss survives the exec
+        # from a large parent (a pytest worker) and would hide the growth.
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
     registry.register(registry.Recipe("streamed", "test", TrainConfig, datasets, model, compile_args, None, None))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_kib()
     tfmodels.train("streamed", overrides={"epochs": 1, "batch_size": 256, "cache": cache, "cache_budget_mb": 32, "verbose": 0},
                    runs_root=sys.argv[3], export_root=None)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = peak_rss_kib()
     print(json.dumps({"growth_mib": (after - before) / 1024}))
     """
 )
