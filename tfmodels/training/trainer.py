@@ -111,7 +111,7 @@ def load_trained_model(recipe: registry.Recipe, cfg: TrainConfig, run_dir: Path)
     return model
 
 
-def test_metrics(model: keras.Model, test: tf.data.Dataset, cfg: TrainConfig) -> dict[str, float]:
+def metrics_on_test_split(model: keras.Model, test: tf.data.Dataset, cfg: TrainConfig) -> dict[str, float]:
     """The compiled metrics on the unbatched ``test`` split (batches of ``batch_size``, 256 when full-batch)."""
     results = model.evaluate(test.batch(cfg.batch_size or 256).prefetch(tf.data.AUTOTUNE), verbose=0, return_dict=True)
     return {k: float(v) for k, v in results.items()}
@@ -254,7 +254,7 @@ def _run(
     model = load_trained_model(recipe, cfg, run.path)
     test = _test_split(recipe, cfg, run.path, data.splits.test if data else None)
     if not run.finished("evaluate"):
-        run.add_metrics(test=test_metrics(model, test, cfg))
+        run.add_metrics(test=metrics_on_test_split(model, test, cfg))
         run.finish("evaluate")
     if not run.finished("report"):
         if recipe.report is not None:
@@ -309,7 +309,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None) -> dict[st
         cfg = dataclasses.replace(cfg, data=data)
     test = recipe.datasets(cfg).test if data else _test_split(recipe, cfg, run.path)
     model = load_trained_model(recipe, cfg, run.path)
-    return {"model": run.model, "data": cfg.data, "test": test_metrics(model, test, cfg)}
+    return {"model": run.model, "data": cfg.data, "test": metrics_on_test_split(model, test, cfg)}
 
 
 def export_run(run_dir: str | os.PathLike, export_root: str | os.PathLike = "saved_models") -> Path:
