@@ -50,7 +50,7 @@ class TrainResult:
     Args:
         run_dir: the run's directory.
         metrics: the content of ``metrics.json``.
-        export_path: the SavedModel version directory, or ``None`` with ``export=False``.
+        export_path: the SavedModel version directory, or ``None`` when the export stage was skipped (``export_root=None``).
         model: the trained Keras model (best weights).
     """
 
