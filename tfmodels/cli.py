@@ -79,7 +79,8 @@ def cmd_train(args) -> int:
         runs_root=args.runs_root,
         export_root=None if args.no_export else args.export_root,
     )
-    print(f"Run directory: {result.run_dir}")
+    if result.run_dir is not None:  # a non-chief worker of a cluster writes no run
+        print(f"Run directory: {result.run_dir}")
     if result.export_path:
         print(f"Export: {result.export_path}  (check it: tfmodels verify-export {result.export_path})")
     return 0

@@ -152,3 +152,25 @@ def test_generation_takes_its_scalar_inputs_from_the_rest_example_and_score_is_a
     served = _served(run.export_path, "score", text=prompts)
     assert code == 0 and [line["num_tokens"] for line in lines] == served["num_tokens"].tolist()
     np.testing.assert_allclose([line["perplexity"] for line in lines], served["perplexity"], rtol=1e-6)
+
+
+def test_rows_of_numbers_feed_a_feature_vector_input(tmp_path, capsys, monkeypatch):
+    root = tmp_path / "train"
+    run = tfmodels.train("linear_regression", preset="tiny", runs_root=root / "runs", export_root=root / "saved_models")
+    capsys.readouterr()  # training's own output
+    (width,) = run.model.input_shape[1:]
+    x = np.random.default_rng(0).normal(size=(3, width)).astype("float32")
+    path = tmp_path / "features.csv"
+    rows = [",".join(map(repr, row.tolist())) for row in x]
+    path.write_text("\n".join([",".join(f"f{i}" for i in range(width)), rows[0], "1,2", rows[1], "a,b", rows[2]]) + "\n")
+    monkeypatch.chdir(tmp_path)  # the run's recorded export is found from any working directory
+    code, lines, err = _predict([run.run_dir, path], capsys)
+    assert code == 1
+    assert [line["input"] for line in lines] == [f"{path}:{n}" for n in (2, 4, 6)]
+    served = _served(run.export_path, "serving_default", features=x)
+    (name,) = served
+    np.testing.assert_allclose([line[name] for line in lines], served[name], rtol=1e-6)
+    assert err[:2] == [
+        f"tfmodels predict: skipped {path}:3: 2 values, the model takes {width}",
+        f"tfmodels predict: skipped {path}:5: not {width} numbers: could not convert string to float: 'a'",
+    ]

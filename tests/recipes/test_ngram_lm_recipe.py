@@ -110,6 +110,8 @@ def test_tables_beyond_the_limit_stop_with_a_message(tmp_path):
         tfmodels.train("ngram_lm", preset="tiny", overrides={"order": 6}, runs_root=tmp_path, export_root=None)
 
 
-def test_counting_under_several_replicas_is_refused():
-    with pytest.raises(ConfigError, match="one replica"):
-        resolve(ngram_lm.NgramLmConfig, "tiny", {"strategy": "mirrored"})
+def test_counting_under_two_replicas_gives_the_same_tables(run, tmp_path):
+    mirrored = tfmodels.train("ngram_lm", preset="tiny", strategy="mirrored", runs_root=tmp_path, export_root=None)
+    assert mirrored.metrics["replicas"] == 2
+    for k in range(1, run.model.counts.order + 1):
+        assert table_counts(mirrored.model, k) == table_counts(run.model, k)

@@ -107,3 +107,21 @@ def test_tiny_bfloat16_run_trains_records_its_policy_and_exports_float32(tmp_pat
         tensors = [*signature.structured_input_signature[1].values(), *signature.structured_outputs.values()]
         floating = [t.dtype for t in tensors if t.dtype.is_floating]
         assert floating and set(floating) == {tf.float32}, name
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet18", "densenet121", "lenet5", "mnist_mlp", "lstm_lm", "bert_mlm", "birnn_tagger"])
+def test_classifier_and_language_model_logits_are_float32_under_bfloat16(name):
+    """Keras' mixed-precision rule: the last layer computes in float32, whatever the policy."""
+    from tfmodels import registry
+    from tfmodels.config import resolve
+
+    recipe = registry.get(name)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        net = recipe.model(resolve(recipe.config, "tiny"))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    hidden = [layer for layer in net.layers if layer.dtype_policy.compute_dtype == "bfloat16"]
+    assert hidden, "the body still computes in bfloat16"
+    assert {o.dtype for o in net.outputs} == {"float32"}

@@ -34,6 +34,26 @@ KILL_POINTS = {
                     kill()
         callbacks.append(Kill())
     """,
+    # the last epoch's backup weights are half written (a file that cannot be read)
+    "backup-weights-half-written": """
+        def half_write(self, filepath, overwrite=True):
+            if "epoch-2" in str(filepath):
+                open(filepath, "wb").write(b"\\x89HDF\\r\\n")
+                kill()
+            original_save_weights(self, filepath, overwrite=overwrite)
+        original_save_weights = keras.Model.save_weights
+        keras.Model.save_weights = half_write
+    """,
+    # the last epoch's backup weights and random states are written, the epoch not yet committed
+    "backup-before-commit": """
+        from tfmodels.training import callbacks as trainer_callbacks
+        def commit_or_kill(path, value):
+            if path.name == "training_metadata.json" and value["epoch"] == 2:
+                kill()
+            write_json_atomically(path, value)
+        write_json_atomically = trainer_callbacks.write_json_atomically
+        trainer_callbacks.write_json_atomically = commit_or_kill
+    """,
     # model.keras is written, the fit stage not yet recorded
     "end-of-fit": "kill_when_adding('train_seconds')",
     # the test metrics are computed, not yet recorded

@@ -9,7 +9,10 @@ you predict is what you serve. The signature's input spec decides how inputs are
 - one other string input (``text``, ``source``, ``prefix``): each line of text files (``-`` is
   stdin); ``"input"`` is the line;
 - several (or one non-string) ``[B]`` inputs, as tabular models take: CSV rows whose header names
-  every input (other columns are ignored); ``"input"`` is ``<file>:<line number>``.
+  every input (other columns are ignored); ``"input"`` is ``<file>:<line number>``;
+- one numeric ``[B, k]`` input (a feature vector, e.g. ``linear_regression``'s ``features``):
+  CSV rows of ``k`` numbers, in the order of the model's features; a first line that is not
+  numbers is taken for a header and skipped. ``"input"`` is ``<file>:<line number>``.
 
 Scalar inputs of a signature (``temperature``, ``num_tokens``, ``seed`` of LM generation) take
 the values of the export's REST example, ``assets.extra/rest_requests/<signature>.json``.
@@ -77,8 +80,12 @@ def run_export(run_dir: Path) -> Path:
 
 
 def _kind(specs: Mapping[str, tf.TensorSpec]) -> str | None:
-    """``images``, ``lines`` or ``csv`` for the signature's batched inputs, ``None`` if none fits."""
+    """``images``, ``lines``, ``csv`` or ``vectors`` for the signature's batched inputs, ``None`` if none fits."""
     batched = {name: spec for name, spec in specs.items() if spec.shape.rank != 0}
+    if len(batched) == 1:
+        (spec,) = batched.values()
+        if spec.shape.rank == 2 and spec.shape[1] is not None and spec.dtype.is_floating:
+            return "vectors"
     if any(spec.shape.rank != 1 for spec in batched.values()) or not batched:
         return None
     if len(batched) == 1:
@@ -170,6 +177,27 @@ def _csv_item(where: str, row: Mapping[str | None, Any], header: list[str], spec
     return Item(where, where, values)
 
 
+def _vector_rows(path: str, stream: BinaryIO, name: str, spec: tf.TensorSpec) -> Iterator[Item]:
+    width = spec.shape[1]
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    try:
+        for number, row in enumerate(csv.reader(text), 1):
+            where = f"{path}:{number}"
+            try:
+                values = [spec.dtype.as_numpy_dtype(v) for v in row]
+            except ValueError as err:
+                if number > 1:
+                    yield Item(where, where, problem=f"not {width} numbers: {err}")
+                continue  # a header line
+            if len(values) != width:
+                yield Item(where, where, problem=f"{len(values)} values, the model takes {width}")
+            else:
+                yield Item(where, where, {name: values})
+    except UnicodeDecodeError as err:
+        yield Item(path, path, problem=f"not UTF-8 text ({err.reason}); the rest of the file is skipped")
+    text.detach()  # the caller closes the stream
+
+
 def _refusal(error: tf.errors.OpError) -> str:
     """The refusing op's own message, without TensorFlow's "Graph execution error" frame around it."""
     lines = [line.strip() for line in error.message.splitlines()]
@@ -229,6 +257,9 @@ def predict(
         items = _read_images(inputs, "image_bytes")
     elif kind == "lines":
         items = _read_files(inputs, lambda path, stream: _lines(path, stream, next(iter(batched))))
+    elif kind == "vectors":
+        ((name, spec),) = batched.items()
+        items = _read_files(inputs, lambda path, stream: _vector_rows(path, stream, name, spec))
     else:
         items = _read_files(inputs, lambda path, stream: _csv_rows(path, stream, batched))
 

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmodels.export.signatures import Serving, ServingExample, check_examples, describe
+from tfmodels.scratch import owned_name, remove_abandoned
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -90,18 +91,6 @@ def exported_version(model_dir: Path, run_id: str) -> Path | None:
     return None
 
 
-def _remove_abandoned_temporaries(model_dir: Path) -> None:
-    """Removes ``.tmp-<version>-<pid>`` folders of exports whose process no longer runs."""
-    for tmp in model_dir.glob(".tmp-*-*"):
-        pid = int(tmp.name.rsplit("-", 1)[1])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(tmp, ignore_errors=True)
-        except PermissionError:  # another user's live process
-            pass
-
-
 def write_models_config(export_root: Path) -> Path:
     """Regenerates ``models.config`` listing every model that has at least one version.
 
@@ -149,9 +138,9 @@ def export_model(
     check_examples(serving, examples)
     model_dir = Path(export_root) / recipe.name
     model_dir.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_temporaries(model_dir)
+    remove_abandoned(model_dir.glob(".tmp-*-*"))
     version = (_versions(model_dir) or [0])[-1] + 1
-    tmp = model_dir / f".tmp-{version}-{os.getpid()}"  # not a number: TF-Serving ignores it
+    tmp = model_dir / owned_name(f".tmp-{version}")  # not a number: TF-Serving ignores it
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)

@@ -41,7 +41,7 @@ def fully_connected_classifier(x, num_classes: int, fc_units: int, dropout: floa
     for name in names[:2]:
         x = keras.layers.Dense(fc_units, activation="relu", name=name)(x)
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return keras.layers.Dense(num_classes, name=names[2])(x)
+    return keras.layers.Dense(num_classes, name=names[2], dtype="float32")(x)
 
 
 def build_alexnet(

@@ -263,12 +263,17 @@ class BertMaskedLMHead(keras.layers.Layer):
 
     def call(self, sequence_output, mask_positions):
         gathered = ops.take_along_axis(sequence_output, ops.expand_dims(ops.cast(mask_positions, "int32"), -1), axis=1)
-        x = self.layer_norm(self.dense(gathered))
-        embeddings = ops.cast(self.token_embedding.embeddings, x.dtype)
-        return ops.matmul(x, ops.transpose(embeddings)) + ops.cast(self.output_bias, x.dtype)
+        # The logits are computed in float32 under any policy (Keras' mixed-precision rule for a last layer).
+        x = ops.cast(self.layer_norm(self.dense(gathered)), "float32")
+        embeddings = ops.cast(self.token_embedding.embeddings, "float32")
+        return ops.matmul(x, ops.transpose(embeddings)) + ops.cast(self.output_bias, "float32")
 
     def compute_output_shape(self, sequence_output_shape, mask_positions_shape):
         return (*mask_positions_shape, self.token_embedding.input_dim)
+
+    def compute_output_spec(self, sequence_output, mask_positions):
+        shape = self.compute_output_shape(sequence_output.shape, mask_positions.shape)
+        return keras.KerasTensor(shape, dtype="float32")
 
     def get_config(self):
         return {
@@ -317,7 +322,7 @@ class BertPretrainer(keras.Model):
             name="mlm_head",
         )
         mlm_logits = head(encoded["sequence_output"], inputs["mask_positions"])
-        nsp_logits = keras.layers.Dense(2, kernel_initializer=_initializer(), name="nsp_head")(encoded["pooled_output"])
+        nsp_logits = keras.layers.Dense(2, kernel_initializer=_initializer(), name="nsp_head", dtype="float32")(encoded["pooled_output"])
         super().__init__(inputs=inputs, outputs={"mlm_logits": mlm_logits, "nsp_logits": nsp_logits}, **kwargs)
         self._encoder_name = encoder.name
         self.mlm_activation = keras.activations.get(mlm_activation)

@@ -72,7 +72,7 @@ def build_birnn_tagger(
         x = rnn(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{layer}")(x)
-    logits = keras.layers.Dense(num_tags, name="tag_logits")(x)
+    logits = keras.layers.Dense(num_tags, name="tag_logits", dtype="float32")(x)
     return keras.Model(ids, logits, name=name)
 
 

@@ -115,7 +115,7 @@ def build_densenet(
     x = _bn_relu(x, "final")
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = keras.layers.Dense(num_classes, name="logits")(x)
+        x = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     model = keras.Model(inputs, x, name=f"densenet{_depth(blocks)}")
     if weights == "imagenet":
         load_imagenet_weights(

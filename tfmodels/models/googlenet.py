@@ -94,7 +94,7 @@ def _auxiliary_classifier(x, num_classes: int, width, name: str):
     x = keras.layers.Flatten(name=f"{name}_flatten")(x)
     x = keras.layers.Dense(width(1024), activation="relu", name=f"{name}_fc")(x)
     x = keras.layers.Dropout(0.7, name=f"{name}_dropout")(x)
-    return keras.layers.Dense(num_classes, name=name)(x)
+    return keras.layers.Dense(num_classes, name=name, dtype="float32")(x)
 
 
 def build_googlenet(
@@ -173,7 +173,7 @@ def build_googlenet(
         return keras.Model(inputs, x, name="googlenet")
     x = keras.layers.GlobalAveragePooling2D(name="pool5_gap")(x)
     x = keras.layers.Dropout(0.4, name="pool5_dropout")(x)
-    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     if not aux_logits:
         return keras.Model(inputs, logits, name="googlenet")
     return keras.Model(inputs, {"logits": logits, **aux_outputs}, name="googlenet")

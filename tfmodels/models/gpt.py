@@ -126,7 +126,7 @@ def build_gpt_lm(
     if tie_embeddings:
         logits = token_embedding(x, reverse=True)
     else:
-        logits = keras.layers.Dense(vocab_size, use_bias=False, kernel_initializer=init, name="unembedding")(x)
+        logits = keras.layers.Dense(vocab_size, use_bias=False, kernel_initializer=init, name="unembedding", dtype="float32")(x)
     return keras.Model(ids, logits, name=name)
 
 

@@ -198,7 +198,7 @@ def build_inception_v3(
 
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = keras.layers.Dense(num_classes, name="logits")(x)
+        x = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     model = keras.Model(inputs, x, name="inception_v3")
     if weights == "imagenet":
         # The weights do not depend on the input size (global pooling), so the reference keeps its own.

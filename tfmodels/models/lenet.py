@@ -40,5 +40,5 @@ def build_lenet5(
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(120, activation=activation, name="f5")(x)
     x = keras.layers.Dense(84, activation=activation, name="f6")(x)
-    logits = keras.layers.Dense(num_classes, name="output")(x)
+    logits = keras.layers.Dense(num_classes, name="output", dtype="float32")(x)
     return keras.Model(inputs, logits, name="lenet5")

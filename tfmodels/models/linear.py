@@ -34,7 +34,7 @@ def build_linear(
     """
     init = "glorot_uniform" if initial_weight is None else keras.initializers.Constant(initial_weight)
     inputs = keras.Input((num_features,), name="features")
-    outputs = keras.layers.Dense(1, activation=activation, use_bias=use_bias, kernel_initializer=init, name="dense")(inputs)
+    outputs = keras.layers.Dense(1, activation=activation, use_bias=use_bias, kernel_initializer=init, name="dense", dtype="float32")(inputs)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -41,5 +41,5 @@ def build_mlp(
     x = keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(hidden_units):
         x = keras.layers.Dense(units, activation=activation, name=f"dense_{i + 1}")(x)
-    out = keras.layers.Dense(outputs, activation=output_activation, name="output")(x)
+    out = keras.layers.Dense(outputs, activation=output_activation, name="output", dtype="float32")(x)
     return keras.Model(inputs, out, name=name)

@@ -224,8 +224,10 @@ class NgramCounts(keras.layers.Layer):
             raise ValueError(f"{order}-gram ids of a {vocab_size}-token vocabulary overflow int32 table indices")
         self.vocab_size, self.order, self.epsilon, self.pad_id = vocab_size, order, float(epsilon), pad_id
         self.tables = [
+            # Each replica adds the all-reduced counts of the global batch (see count), so the
+            # replicas' tables agree and one replica's update is the update.
             self.add_weight(shape=(vocab_size ** (k - 1), vocab_size), initializer="zeros", dtype="float32",
-                            trainable=False, name=f"counts_{k}gram")
+                            trainable=False, aggregation="only_first_replica", name=f"counts_{k}gram")
             for k in range(1, order + 1)
         ]
 
@@ -249,6 +251,8 @@ class NgramCounts(keras.layers.Layer):
             counted = tf.cast(tf.reduce_all(grams != self.pad_id, axis=-1), tf.float32)
             index = self._index(tokens, 0, starts, k)
             delta = tf.math.unsorted_segment_sum(tf.reshape(counted, [-1]), tf.reshape(index, [-1]), self.vocab_size**k)
+            # Under a distribution strategy every replica counts its part of the global batch.
+            delta = tf.distribute.get_replica_context().all_reduce("sum", delta)
             table.assign_add(tf.reshape(delta, table.shape))
 
     def call(self, ids):

@@ -131,7 +131,7 @@ def build_resnet(
             x = block(x, width * 2**stage, strides, use_bias, name=f"conv{stage + 2}_block{index + 1}")
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = keras.layers.Dense(num_classes, name="logits")(x)
+        x = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, x, name=name)
 
 
@@ -338,5 +338,5 @@ def build_resnet_mnist(
         x = mnist_residual_block(x, name=f"rblock{stage + 1}")
     if include_top:
         x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dense(num_classes, name="logits")(x)
+        x = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, x, name="resnet_mnist")

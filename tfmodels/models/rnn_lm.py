@@ -146,7 +146,7 @@ def build_rnn_lm(
         x = recurrent_layer(cell, hidden_units, f"{cell}_{layer}", return_sequences=True)(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{layer}")(x)
-    logits = keras.layers.Dense(vocab_size, name="logits")(x)
+    logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")(x)
     return keras.Model(ids, logits, name=name or f"{cell}_lm")
 
 

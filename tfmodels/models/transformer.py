@@ -171,7 +171,7 @@ class TransformerTargetDecoder(_Stack):
         super().__init__(*args, **kwargs)
         self.blocks = [TransformerDecoderBlock(self.num_heads, self.ffn_dim, self.dropout, name=f"block_{i}")
                        for i in range(self.num_layers)]
-        self.logits = keras.layers.Dense(self.vocab_size, name="logits")
+        self.logits = keras.layers.Dense(self.vocab_size, name="logits", dtype="float32")
 
     def build(self, decoder_input_ids_shape, memory_shape=None, source_mask_shape=None):
         shape = self._build_embedding(decoder_input_ids_shape)

@@ -16,11 +16,10 @@ cut into chunks of ``num_steps + order − 1`` tokens every ``num_steps`` tokens
 positions, so the tables equal the counts of the whole stream read as one sequence — the counts
 the language models' report fits its n-gram baselines on (:func:`pipelines.text.ngrams.ngram_counts`).
 The order of the batches does not matter. A second epoch would add the counts again (E epochs
-are the one-epoch model with ε / E), so every preset trains one epoch. Counting runs on one
-replica (``strategy=default``; others are refused): under ``MirroredStrategy`` over two devices the
-``aggregation="sum"`` tables came out with some counts doubled (57 trigrams counted for 37 in a
-check), and the trainer drops the last partial global batch there
-(:func:`tfmodels.training.fit.replica_batches`), which would leave chunks uncounted.
+are the one-epoch model with ε / E), so every preset trains one epoch. Counting scales with the
+strategy: each replica counts its part of the global batch and adds the all-reduced counts, and
+the chunks are padded with empty ones to whole global batches, because the trainer drops a
+partial one under several replicas; the tables equal one replica's (tested).
 
 Everything else is :mod:`tfmodels.recipes.language_models`' (imported, not copied): the corpus
 (``pydoc_data`` by default), the run's vocabulary asset ``assets/vocabulary.txt``, the validation
@@ -62,6 +61,7 @@ from tfmodels.metrics.perplexity import Perplexity
 from tfmodels.models.ngram_lm import CountingNgramLM, dense_table_entries
 from tfmodels.recipes import language_models as lm
 from tfmodels.registry import Recipe, register
+from tfmodels.training.strategy import make_strategy
 
 # 2^25 float32 counts = 128 MiB of tables (a character 5-gram model of 31 tokens has 29.6 M).
 MAX_TABLE_ENTRIES = 2**25
@@ -90,8 +90,6 @@ class NgramLmConfig(lm.LanguageModelConfig):
         super().__post_init__()
         if self.order < 1 or self.epsilon < 0:
             raise ConfigError(f"order must be >= 1 and epsilon >= 0, got order={self.order}, epsilon={self.epsilon}")
-        if self.strategy != "default":
-            raise ConfigError(f"ngram_lm counts on one replica: use strategy=default, not {self.strategy!r}")
 
 
 def counting_chunks(stream: np.ndarray, order: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,10 +107,21 @@ def counting_chunks(stream: np.ndarray, order: int, stride: int) -> tuple[np.nda
     return lm.windows(padded, stride + order - 2, stride)
 
 
+def _pad_to_whole_batches(x: np.ndarray, y: np.ndarray, global_batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Appends all-``<pad>`` chunks (they count nothing) so that no chunk falls in a partial batch.
+
+    With several replicas the trainer drops the last partial global batch
+    (:func:`tfmodels.training.fit.replica_batches`); a dropped chunk would be a count missing.
+    """
+    missing = -len(x) % global_batch
+    return tuple(np.concatenate([a, np.full((missing, a.shape[1]), PAD_ID, a.dtype)]) for a in (x, y))
+
+
 def datasets(cfg: NgramLmConfig) -> Splits:
     """The language models' validation and test windows (:func:`~tfmodels.recipes.language_models.datasets`); counting chunks of their training stream."""
     splits = lm.datasets(cfg)
     train = counting_chunks(lm.token_corpus(cfg).streams["train"], cfg.order, cfg.num_steps)
+    train = _pad_to_whole_batches(*train, cfg.batch_size * make_strategy(cfg.strategy).num_replicas_in_sync)
     sizes = {**splits.info["sizes"], "train": len(train[0])}
     return dataclasses.replace(splits, train=tf.data.Dataset.from_tensor_slices(train), info={**splits.info, "sizes": sizes})
 

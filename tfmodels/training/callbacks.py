@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
+
+from tfmodels.training.run_folder import write_json_atomically
 
 
 class StopOnNaN(keras.callbacks.Callback):
@@ -47,37 +49,52 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = self.rate
 
 
-class RandomStateBackup(keras.callbacks.Callback):
-    """Backs up the model's random-generator states (dropout masks) beside BackupAndRestore's.
+class EpochBackup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose state of an epoch is committed by one atomic write.
 
-    Keras' ``save_weights`` (and so ``BackupAndRestore``) leaves out the states of the layers'
-    ``SeedGenerator``s. Without them a resumed run would draw its dropout masks from the start
-    of the sequence again, and end with other weights than the uninterrupted run. Put it before
-    ``BackupAndRestore`` so the states of an epoch are on disk before the epoch counts as done.
+    Keras' callback overwrites ``latest.weights.h5`` in place and then its metadata: a kill in the
+    middle of the weights leaves a file that cannot be read, and a kill between the two leaves new
+    weights under the old epoch number. It also leaves out the states of the layers'
+    ``SeedGenerator``s (dropout masks), without which a resumed run draws other masks than the
+    uninterrupted one. Here the weights and the random states of epoch N go to new files named
+    after N, and then ``training_metadata.json`` is replaced atomically to name them: the one
+    commit. A kill at any moment leaves the last committed epoch readable.
 
     Args:
-        path: the ``.npz`` file holding the states.
+        backup_dir: the folder of the backup (removed when training finishes).
     """
 
-    def __init__(self, path) -> None:
-        super().__init__()
-        self.path = Path(path)
+    def __init__(self, backup_dir) -> None:
+        super().__init__(str(backup_dir))
+        self.folder = Path(backup_dir)
 
-    def _states(self) -> list:
+    def _random_states(self) -> list:
         return [sg.state for layer in self.model._flatten_layers(include_self=True) for sg in layer._seed_generators]
 
-    def on_train_begin(self, logs=None):
-        if not self.path.exists():
+    def _load_model(self):
+        metadata_path = self.folder / "training_metadata.json"
+        metadata = json.loads(metadata_path.read_text()) if metadata_path.exists() else {}
+        if "weights" not in metadata:  # nothing committed yet: start from the beginning
             return
-        with np.load(self.path) as saved:
-            states = self._states()
+        self._weights_path = str(self.folder / metadata["weights"])
+        super()._load_model()
+        with np.load(self.folder / metadata["random_states"]) as saved:
+            states = self._random_states()
             if len(saved.files) != len(states):
-                raise ValueError(f"{self.path} holds {len(saved.files)} random states, the model has {len(states)}")
+                raise ValueError(f"{self.folder} holds {len(saved.files)} random states, the model has {len(states)}")
             for i, state in enumerate(states):
                 state.assign(saved[f"state_{i}"])
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial.npz")
-        np.savez(partial, **{f"state_{i}": keras.ops.convert_to_numpy(s.value) for i, s in enumerate(self._states())})
-        os.replace(partial, self.path)  # a kill mid-write leaves the previous epoch's states intact
+    def _save_model(self):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        epoch = self._current_epoch
+        weights, random_states = f"epoch-{epoch}.weights.h5", f"epoch-{epoch}.random_states.npz"
+        self.model.save_weights(str(self.folder / weights), overwrite=True)
+        np.savez(self.folder / random_states,
+                 **{f"state_{i}": keras.ops.convert_to_numpy(s.value) for i, s in enumerate(self._random_states())})
+        write_json_atomically(self.folder / "training_metadata.json", {
+            "epoch": epoch, "batch": self._last_batch_seen, "weights": weights, "random_states": random_states,
+        })
+        for old in self.folder.glob("epoch-*"):
+            if old.name not in (weights, random_states):
+                old.unlink()

@@ -24,7 +24,7 @@ import tensorflow as tf
 from tfmodels import registry
 from tfmodels.config import ConfigError, TrainConfig
 from tfmodels.models.backbone import reset_trainable
-from tfmodels.training.callbacks import LearningRateLogger, RandomStateBackup, StopOnNaN
+from tfmodels.training.callbacks import EpochBackup, LearningRateLogger, StopOnNaN
 from tfmodels.training.data_budget import shuffle_buffer
 from tfmodels.training.finetune import check_phases, frozen_phase_marker, initialise_from, plan_phases
 from tfmodels.training.optimization import make_optimizer, schedule_callbacks
@@ -105,11 +105,23 @@ def _read_history(path: Path) -> dict[str, list[float]]:
     if not path.exists():
         return {}
     with path.open() as f:
-        # An epoch redone after a kill appears twice: the later row wins.
         by_epoch = {int(row["epoch"]): row for row in csv.DictReader(f)}
     rows = [by_epoch[e] for e in sorted(by_epoch)]
     keys = [k for k in (rows[0] if rows else {}) if k != "epoch"]
     return {k: [float(r[k]) for r in rows] for k in keys}
+
+
+def _drop_redone_epochs(path: Path, initial_epoch: int) -> None:
+    """Keeps the CSV rows of the epochs before ``initial_epoch``: a kill before an epoch's commit
+    left its row behind, and the resumed run writes that epoch again."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [lines[0], *(line for line in lines[1:] if int(line.split(",", 1)[0]) < initial_epoch)]
+    if len(kept) < len(lines):
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text("".join(kept))
+        os.replace(partial, path)
 
 
 def _plot_curves(history: Mapping[str, list], path: Path) -> None:
@@ -206,6 +218,7 @@ def fit_stage(
         model.load_weights(str(marker))
 
     best_path, history_path = run_dir / "best.weights.h5", run_dir / "history.csv"
+    _drop_redone_epochs(history_path, initial_epoch)
     nan_guard = StopOnNaN()
     # One instance for all phases, so the best epoch is the best of the whole run.
     checkpoint = _checkpoint(cfg, best_path, history_path, initial_epoch)
@@ -233,14 +246,13 @@ def fit_stage(
                 f"{phase.learning_rate:g}, {trainable:,} trainable parameters"
             )
         # Order matters for "nothing lost": everything of an epoch (best checkpoint, CSV row) is
-        # on disk before BackupAndRestore records the epoch as done; a kill in between redoes it.
+        # on disk before EpochBackup commits the epoch; a kill before the commit redoes the epoch.
         all_callbacks = [
             LearningRateLogger(),
             nan_guard,
             checkpoint,
             keras.callbacks.CSVLogger(str(history_path), append=initial_epoch > 0),
-            RandomStateBackup(phase.backup_dir / "random_states.npz"),
-            keras.callbacks.BackupAndRestore(str(phase.backup_dir)),
+            EpochBackup(phase.backup_dir),
             keras.callbacks.TensorBoard(str(run_dir / "logs")),
             *schedule_callbacks(cfg),
             *callbacks,

@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -35,12 +37,13 @@ from tensorflow.python.framework import config as tf_framework_config
 from pipelines.splits import Splits
 from tfmodels import registry
 from tfmodels.config import ConfigError, TrainConfig, parse_overrides, resolve
+from tfmodels.scratch import owned_name, remove_abandoned
 from tfmodels.training.data_budget import cache_split, clear_disk_cache, example_bytes
 from tfmodels.training.fit import fit_stage
 from tfmodels.training.precision import resolve_policy
-from tfmodels.training.run_assets import save_test_split, saved_test_split
-from tfmodels.training.run_folder import RunFolder, latest_run
-from tfmodels.training.strategy import make_strategy
+from tfmodels.training.run_assets import TEST_SPLIT, save_test_split, saved_test_split
+from tfmodels.training.run_folder import STAGES, RunFolder, latest_run
+from tfmodels.training.strategy import is_chief, make_strategy
 
 
 @dataclasses.dataclass
@@ -48,13 +51,13 @@ class TrainResult:
     """What :func:`train` returns.
 
     Args:
-        run_dir: the run's directory.
+        run_dir: the run's directory (``None`` on a non-chief worker, which writes no run).
         metrics: the content of ``metrics.json``.
         export_path: the SavedModel version directory, or ``None`` when the export stage was skipped (``export_root=None``).
         model: the trained Keras model (best weights).
     """
 
-    run_dir: Path
+    run_dir: Path | None
     metrics: dict[str, Any]
     export_path: Path | None
     model: keras.Model
@@ -152,6 +155,7 @@ def train(
         >>> result.metrics["test"]["accuracy"]                     # doctest: +SKIP
     """
     recipe = registry.get(name)
+    run = None
     if resume is not None:
         if overrides or data or strategy:
             raise ConfigError("a resumed run keeps its saved config: drop overrides, data and strategy")
@@ -164,19 +168,68 @@ def train(
         cfg = run_config(run)
     else:
         cfg = resolve_config(name, preset, data, strategy, overrides)
-        run_dir = _new_run_dir(Path(runs_root), name)
-        (run_dir / "config.json").write_text(cfg.to_json())
-        run = RunFolder.create(run_dir, name, preset)
-        cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
+    # First: multi_worker configures TensorFlow's collective ops, which must precede its runtime.
+    dist = make_strategy(cfg.strategy)
+    if not is_chief(dist):
+        return _train_as_worker(recipe, cfg, run, preset, callbacks)
+    if run is None:
+        run = _create_run(Path(runs_root), name, preset, cfg)
+    return _train_in(recipe, cfg, run, export_root, callbacks)
 
-    stages = [s for s in run.unfinished() if not (s == "export" and export_root is None)]
+
+def _create_run(runs_root: Path, name: str, preset: str, cfg: TrainConfig) -> RunFolder:
+    run_dir = _new_run_dir(runs_root, name)
+    (run_dir / "config.json").write_text(cfg.to_json())
+    return RunFolder.create(run_dir, name, preset)
+
+
+def _train_as_worker(
+    recipe: registry.Recipe, cfg: TrainConfig, run: RunFolder | None, preset: str,
+    callbacks: Sequence[keras.callbacks.Callback],
+) -> TrainResult:
+    """A non-chief worker's part of a multi-worker run: the same fit steps, written to a scratch folder.
+
+    A resumed worker starts from a copy of the chief's run folder (it must see the same backup
+    and random states). The scratch folder is removed when the worker ends; one left by a killed
+    worker is removed by the next worker started on the machine.
+    """
+    temp_root = Path(tempfile.gettempdir())
+    remove_abandoned(temp_root.glob("tfmodels-worker-*"))
+    scratch = temp_root / owned_name("tfmodels-worker")
+    scratch.mkdir()
+    try:
+        if run is None:
+            worker_run = _create_run(scratch, recipe.name, preset, cfg)
+        else:
+            copy = scratch / "run"
+            shutil.copytree(run.path, copy, ignore=shutil.ignore_patterns("cache", "logs", TEST_SPLIT))
+            worker_run = RunFolder.open(copy)
+        result = _train_in(recipe, cfg, worker_run, None, callbacks, last_stage="fit")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print("This worker's part is done; the chief writes the run folder and the export")
+    return dataclasses.replace(result, run_dir=None, export_path=None)
+
+
+def _train_in(
+    recipe: registry.Recipe,
+    cfg: TrainConfig,
+    run: RunFolder,
+    export_root: str | os.PathLike | None,
+    callbacks: Sequence[keras.callbacks.Callback],
+    last_stage: str = STAGES[-1],
+) -> TrainResult:
+    """The unfinished stages of ``run`` up to ``last_stage``, under the run's seed, determinism and precision."""
+    cfg = dataclasses.replace(cfg, run_dir=str(run.path))
+    wanted = STAGES[: STAGES.index(last_stage) + 1]
+    stages = [s for s in run.unfinished() if s in wanted and not (s == "export" and export_root is None)]
     if not stages:
         print(f"{run.path} is finished ({', '.join(run.record['finished'])}): nothing to do, nothing changed")
         metrics = run.metrics()
         export_path = Path(metrics["export"]) if "export" in metrics else None
         return TrainResult(run.path, metrics, export_path, load_trained_model(recipe, cfg, run.path))
-    if resume is not None:
-        print(f"Resuming {name} [{run.preset}] at its {stages[0]} stage ({run.path})")
+    if run.record["finished"]:
+        print(f"Resuming {recipe.name} [{run.preset}] at its {stages[0]} stage ({run.path})")
 
     keras.utils.set_random_seed(cfg.seed)
     previous_determinism = tf_framework_config.is_op_determinism_enabled()
@@ -189,7 +242,7 @@ def train(
     print(f"Precision: {precision['policy']} ({precision['reason']})")
     keras.mixed_precision.set_global_policy(precision["policy"])
     try:
-        return _run(recipe, cfg, run, export_root, callbacks)
+        return _run(recipe, cfg, run, export_root, callbacks, stages)
     finally:  # later models built in this process get the policy and determinism they had before
         keras.mixed_precision.set_global_policy(previous_policy)
         _set_op_determinism(previous_determinism)
@@ -239,11 +292,12 @@ def _run(
     run: RunFolder,
     export_root: str | os.PathLike | None,
     callbacks: Sequence[keras.callbacks.Callback],
+    stages: Sequence[str],
 ) -> TrainResult:
-    """The unfinished stages of one run (config already resolved), each recorded when done."""
+    """``stages`` of one run (config already resolved), each recorded when done."""
     # Evaluate and export read the saved test split: the data source is needed for fit and report only.
-    data = _load_data(recipe, cfg, run.path) if not (run.finished("fit") and run.finished("report")) else None
-    if not run.finished("fit"):
+    data = _load_data(recipe, cfg, run.path) if {"fit", "report"} & set(stages) else None
+    if "fit" in stages:
         dist = make_strategy(cfg.strategy)
         with dist.scope():
             model = recipe.model(cfg)  # may derive assets too (a vocabulary's size)
@@ -251,17 +305,20 @@ def _run(
             save_test_split(run.path, data.uncached.test, data.sizes[2])
             run.finish("data")
         fit_stage(recipe, cfg, run, data, model, dist, callbacks)
+        if stages[-1] == "fit":
+            return TrainResult(run.path, run.metrics(), None, model)
     model = load_trained_model(recipe, cfg, run.path)
     test = _test_split(recipe, cfg, run.path, data.splits.test if data else None)
-    if not run.finished("evaluate"):
+    if "evaluate" in stages:
         run.add_metrics(test=metrics_on_test_split(model, test, cfg))
         run.finish("evaluate")
-    if not run.finished("report"):
+    if "report" in stages:
         if recipe.report is not None:
             run.add_metrics(report=recipe.report(cfg, model, data.splits, run.path))
         run.finish("report")
-    if export_root is not None and not run.finished("export"):
-        run.add_metrics(export=str(export_stage(recipe, cfg, run, model, Path(export_root), test)))
+    if "export" in stages:
+        # absolute, so that `tfmodels predict <run>` finds it from any working directory
+        run.add_metrics(export=str(export_stage(recipe, cfg, run, model, Path(export_root), test).resolve()))
         run.finish("export")
     metrics = run.metrics()
     print(f"Test: {json.dumps(metrics['test'])}")
