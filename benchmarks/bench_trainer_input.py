@@ -1,63 +1,70 @@
 """Trainer input-pipeline overhead: tfmodels' training loop vs plain Keras ``fit`` on arrays.
 
-Same model (mnist_cnn), same 4,000 embedded digits, same batch (64), same process, measured
-one after the other after a warm-up epoch each. The trainer's per-epoch-seeded tf.data pipeline
-(cache -> shuffle -> batch -> prefetch) must not be slower than Keras' own array adapter.
-Reports examples/s of both and the ratio (target >= 1.0).
+Same model (mnist_cnn), same embedded digits (by default one epoch of the 4,000 training digits
+per round), same batch (64), same Keras dtype policy (``--precision``), same process, timed in
+alternating rounds after one untimed round of each (tracing, including the last, partial batch;
+``--warmup`` does not apply here).
+The trainer's per-epoch-seeded tf.data pipeline (cache -> shuffle -> batch -> prefetch) must not
+be slower than Keras' own array adapter: target ratio >= 1.0.
 
-Run: ``make bench`` or ``python benchmarks/bench_trainer_input.py``.
+FLOPs per example of a train step: ``6 · MACs`` (2 FLOPs per multiply-add, train ≈ 3 × forward),
+``MACs = Σ_Conv2D k_h·k_w·C_in·C_out·H_out·W_out + Σ_Dense d_in·d_out`` counted from the model's
+layers (mnist_cnn: 24²·10·25 + 8²·20·250 + 320·10 = 467,200). So small a model leaves the matmul
+units mostly idle; its share of the peak says how much the input side costs.
+
+Run: ``make bench`` or ``python benchmarks/bench_trainer_input.py [--precision bfloat16] [--steps 63] [--rounds 3]``.
 """
 
+import common  # noqa: I001  (first: TensorFlow then starts without its C++ INFO lines)
+
 import math
-import os
-import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import tensorflow as tf
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from pipelines import digits
+from tfmodels import registry
+from tfmodels.config import resolve
+from tfmodels.training.fit import training_dataset
 
-from pipelines import digits  # noqa: E402
-from tfmodels import registry  # noqa: E402
-from tfmodels.config import resolve  # noqa: E402
-from tfmodels.training.fit import training_dataset  # noqa: E402
-
-EPOCHS = 3
 BATCH = 64
 
 
-def compiled_model(recipe, cfg):
+def compiled_model(recipe, cfg) -> keras.Model:
     keras.utils.set_random_seed(0)
     model = recipe.model(cfg)
     model.compile(keras.optimizers.Adam(1e-3), **recipe.compile_args(cfg))
     return model
 
 
-def timed_fit(model, *args, **kwargs) -> float:
-    model.fit(*args, epochs=1, verbose=0, **kwargs)  # warm-up: tracing, caches
-    start = time.perf_counter()
-    model.fit(*args, epochs=1 + EPOCHS, initial_epoch=1, verbose=0, **kwargs)
-    return time.perf_counter() - start
-
-
 def main() -> None:
+    parser = common.argument_parser(__doc__, steps=math.ceil(4000 / BATCH))
+    args = common.parse_args(parser, quick={})
     recipe = registry.get("mnist_cnn")
-    cfg = resolve(recipe.config, "default", {"batch_size": BATCH, "epochs": EPOCHS + 1})
-    splits = digits.load("embedded", seed=0)
-    x, y = next(iter(splits.train.batch(100_000)))
+    cfg = resolve(recipe.config, "default", {"batch_size": BATCH})
+    train = digits.load("embedded", seed=0).train.take(args.steps * BATCH).cache()
+    x, y = next(iter(train.batch(args.steps * BATCH)))
     x, y = x.numpy(), y.numpy()
     n = len(y)
     steps = math.ceil(n / BATCH)
 
-    reference = timed_fit(compiled_model(recipe, cfg), x, y, batch_size=BATCH, shuffle=True)
-    ours_ds = training_dataset(splits.train.cache(), cfg, BATCH, n, initial_epoch=0)
-    ours = timed_fit(compiled_model(recipe, cfg), ours_ds, steps_per_epoch=steps, shuffle=False)
-
-    ref_rate, our_rate = EPOCHS * n / reference, EPOCHS * n / ours
-    print(f"mnist_cnn train, batch {BATCH}, {n} examples x {EPOCHS} epochs, {tf.config.threading.get_inter_op_parallelism_threads() or 'auto'} threads")
-    print(f"  keras fit on arrays (reference): {ref_rate:10.0f} examples/s")
-    print(f"  tfmodels training_dataset:       {our_rate:10.0f} examples/s")
-    print(f"  ratio (ours / reference):        {our_rate / ref_rate:10.2f}  (target >= 1.0)")
+    reference, ours = compiled_model(recipe, cfg), compiled_model(recipe, cfg)
+    ours_data = training_dataset(train, cfg, BATCH, n, initial_epoch=0)
+    runs = {
+        "ours": lambda: ours.fit(ours_data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False),
+        "keras fit on arrays": lambda: reference.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=True),
+    }
+    for run in runs.values():
+        run()  # warm-up
+    threads = tf.config.threading.get_inter_op_parallelism_threads() or "auto"
+    common.header(
+        f"mnist_cnn train: batch {BATCH}, {n} examples per round, {threads} threads; Adam", args,
+        plan=f"best of {args.rounds} alternating rounds of {steps} steps after one warm-up round",
+    )
+    common.compare(
+        "mnist_cnn input pipeline", runs, items_per_run=n, unit="examples",
+        flops_per_item=6 * common.conv_dense_macs(ours), args=args,
+    )
 
 
 if __name__ == "__main__":

@@ -125,7 +125,15 @@ def cmd_predict(args) -> int:
     return 1 if summary.skipped else 0
 
 
+BENCH_PRECISIONS = ("float32", "bfloat16")
+BENCH_RESULTS_ENV = "TFMODELS_BENCH_RESULTS"  # benchmarks/common.py appends one JSON line per comparison there
+
+
 def cmd_bench(args) -> int:
+    """Runs every ``benchmarks/bench_*.py`` once per precision (float32, then bfloat16), then tabulates them all."""
+    import os
+    import tempfile
+
     bench_dir = Path(__file__).resolve().parent.parent / "benchmarks"
     scripts = sorted(bench_dir.glob("bench_*.py"))
     if args.only:
@@ -133,9 +141,27 @@ def cmd_bench(args) -> int:
     if not scripts:
         raise FileNotFoundError(f"no benchmarks found in {bench_dir}")
     status = 0
-    for script in scripts:
-        print(f"== {script.stem}", flush=True)
-        status |= subprocess.call([sys.executable, str(script)])
+    with tempfile.TemporaryDirectory() as scratch:
+        results = Path(scratch) / "results.jsonl"
+        env = {**os.environ, BENCH_RESULTS_ENV: str(results)}
+        if env.get("TF_CPP_MIN_LOG_LEVEL") == "2":  # set by this process's quiet start: let each script start as quietly
+            del env["TF_CPP_MIN_LOG_LEVEL"]
+        for script in scripts:
+            for precision in args.precision or BENCH_PRECISIONS:
+                print(f"== {script.stem} --precision {precision}", flush=True)
+                command = [sys.executable, str(script), "--precision", precision, *(["--quick"] if args.quick else [])]
+                status |= subprocess.call(command, env=env)
+        rows = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    print("\n| comparison | precision | ours | reference | ratio | share of the matmul peak: ours / reference |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        share = "no floating point"
+        if row["peak_gflops"] is not None:
+            share = f"{row['ours_share']:.1%} / {row['reference_share']:.1%} of {row['peak_gflops']:,.1f} GFLOP/s"
+        print(
+            f"| {row['title']} | {row['precision']} | {row['ours_rate']:,.1f} {row['unit']}/s | "
+            f"{row['reference']} {row['reference_rate']:,.1f} | {row['ratio']:.2f} | {share} |"
+        )
     return status
 
 
@@ -187,8 +213,15 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=int, default=32)
     pr.set_defaults(fn=cmd_predict)
 
-    be = sub.add_parser("bench", help="run the benchmarks (ratios against reference implementations)")
+    be = sub.add_parser(
+        "bench", help="run the benchmarks in float32 and bfloat16: ratios against reference implementations, shares of the matmul peak"
+    )
     be.add_argument("--only", help="run only benchmarks whose name contains this")
+    be.add_argument(
+        "--precision", action="append", choices=BENCH_PRECISIONS,
+        help="run only this precision (repeatable; default: float32, then bfloat16)",
+    )
+    be.add_argument("--quick", action="store_true", help="smoke test: tiny sizes, one round of one step")
     be.set_defaults(fn=cmd_bench)
     return p
 
