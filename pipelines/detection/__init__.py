@@ -1,0 +1,1 @@
+"""Object detection data: boxes, anchors, target assignment, NMS, scenes and sources."""
