@@ -66,6 +66,20 @@ def test_perfect_detections_score_one():
     assert float(metric.result()) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_one_detection_slot_per_image_under_tf_function():
+    """A single-object localizer serves K = 1 detection per image; two images, one hit and one miss."""
+    metric = MeanAveragePrecision(num_classes=2)
+    gt = (tf.constant([[[0.0, 0.0, 10.0, 10.0]], [[0.0, 0.0, 10.0, 10.0]]]), tf.constant([[0], [1]]), tf.constant([1, 1]))
+    detections = (tf.constant([[[0.0, 0.0, 10.0, 10.0]], [[20.0, 20.0, 30.0, 30.0]]]), tf.constant([[0.9], [0.8]]),
+                  tf.constant([[0], [1]]), tf.constant([1, 1]))
+    update = tf.function(metric.update_state, input_signature=[
+        tuple(tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in gt),
+        tuple(tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in detections),
+    ])
+    update(gt, detections)
+    assert float(metric.result()) == pytest.approx(0.5)  # class 0 found (AP 1), class 1 missed (AP 0)
+
+
 def test_no_ground_truth_is_minus_one_and_reset_state_forgets():
     metric = MeanAveragePrecision(num_classes=C)
     assert float(metric.result()) == -1.0

@@ -101,7 +101,9 @@ def _greedy_match(ious: tf.Tensor, thresholds: tf.Tensor) -> tf.Tensor:
         best = g - 1 - tf.argmax(reversed_iou, axis=2, output_type=tf.int32)
         found = tf.reduce_any(candidates, axis=2)  # [B, T]
         matched |= tf.equal(tf.range(g), best[..., None]) & found[..., None]
-        is_tp = tf.where(tf.equal(tf.range(n), d)[None, :, None], found[:, None, :], is_tp)
+        # The loop variable keeps its static shape (one detection slot per image would otherwise
+        # widen [B, 1, T] to [B, None, T] and fail the while_loop's shape check).
+        is_tp = tf.ensure_shape(tf.where(tf.equal(tf.range(n), d)[None, :, None], found[:, None, :], is_tp), is_tp.shape)
         return d + 1, matched, is_tp
 
     _, _, is_tp = tf.while_loop(
