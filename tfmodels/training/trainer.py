@@ -366,7 +366,13 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | None = None) -> dict[st
         cfg = dataclasses.replace(cfg, data=data)
     test = recipe.datasets(cfg).test if data else _test_split(recipe, cfg, run.path)
     model = load_trained_model(recipe, cfg, run.path)
-    return {"model": run.model, "data": cfg.data, "test": metrics_on_test_split(model, test, cfg)}
+    # The run's own op determinism, so that its saved test split evaluates to the same last bit.
+    previous_determinism = tf_framework_config.is_op_determinism_enabled()
+    _set_op_determinism(cfg.deterministic)
+    try:
+        return {"model": run.model, "data": cfg.data, "test": metrics_on_test_split(model, test, cfg)}
+    finally:
+        _set_op_determinism(previous_determinism)
 
 
 def export_run(run_dir: str | os.PathLike, export_root: str | os.PathLike = "saved_models") -> Path:
