@@ -24,12 +24,13 @@ def _register_keras_objects() -> None:
     """Imports every layer, model and metric module, so their registered classes are known to Keras.
 
     ``keras.saving.load_model("model.keras")`` after a plain ``import tfmodels`` then finds every
-    custom class (``OneHot``, ``TiedEmbedding``, ``BertPretrainer``, ...), whichever recipe saved it.
+    custom class (``OneHot``, ``TiedEmbedding``, ``BertPretrainer``, a detector's ``Detector`` and
+    box coder, ...), whichever recipe saved it.
     """
     import importlib
     import pkgutil
 
-    for package_name in ("tfmodels.layers", "tfmodels.models", "tfmodels.metrics"):
+    for package_name in ("tfmodels.layers", "tfmodels.models", "tfmodels.metrics", "tfmodels.recipes"):
         package = importlib.import_module(package_name)
         for module in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{package_name}.{module.name}")

@@ -1,6 +1,8 @@
 """The ``ssd`` recipe: SSD's coder (targets, hard-negative loss, decoding), training, export, serving."""
 
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -141,6 +143,14 @@ def test_serving_equals_the_evaluation_path_of_the_reloaded_model(tiny_run):
     assert served["detection_boxes"].shape == (3, cfg.max_detections, 4)
     for key, value in evaluation.items():
         np.testing.assert_allclose(served[key].numpy(), value, atol=1e-4, rtol=1e-4, err_msg=key)
+
+
+def test_model_keras_loads_in_a_fresh_process_after_a_plain_import_tfmodels(tiny_run):
+    # The Detector and its coder live in recipe modules: `import tfmodels` must register them.
+    load = "import sys, keras, tfmodels; print(type(keras.saving.load_model(sys.argv[1])).__name__)"
+    done = subprocess.run([sys.executable, "-c", load, str(tiny_run.run_dir / "model.keras")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["Detector"]
 
 
 def test_config_checks_anchor_sizes_and_paper_preset_is_ssd300():
