@@ -78,7 +78,6 @@ def test_coder_config_round_trip():
     assert again.get_config() == coder.get_config()
 
 
-@pytest.mark.slow  # about 2 minutes on 2 loaded cores: train, report, export, verify in a fresh process
 def test_tiny_trains_exports_and_serves_the_evaluation_path(tiny_detector_run):
     _, served = tiny_detector_run("centernet")
     assert served["detection_boxes"].shape == (3, resolve(centernet.CenterNetConfig, "tiny").max_detections, 4)

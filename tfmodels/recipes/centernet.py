@@ -21,8 +21,10 @@ Data, augmentation, training step, validation mAP, serving and the report are th
 detection layer's (:mod:`tfmodels.recipes.detection`).
 
 Presets: ``tiny`` (a narrow network at 64x64, a few dozen scenes: the tests), ``default`` (a
-ResNet-18 of width 8 with skip connections at 128x128 on 3,000 digit scenes, 8 epochs of Adam +
-cosine: 20 minutes measured on 2 CPU cores shared with other jobs, load about 9) and ``paper``
+ResNet-18 of width 16 with skip connections, up-convolutions and heads of 64 and 32 channels,
+at 128x128 on 4,000 digit scenes, 15 epochs of Adam + cosine: test mAP@0.5 0.823, mAP@[.5:.95]
+0.545, 35 minutes on 2 CPU cores shared with other trainings; at width 8 with 32-channel
+up-convolutions, 16-channel heads, 3,000 scenes and 8 epochs it reached only 0.069) and ``paper``
 (ResNet-18 with deformable up-convolutions at 512x512 on COCO 2017: batch 114, Adam 5e-4 for
 140 epochs divided by 10 at 90 and 120, flips and scale jitter 0.6-1.3: the paper's ResNet
 schedule).
@@ -220,12 +222,12 @@ class CenterNetConfig(DetectionConfig):
         },
         "default": {
             "image_size": 128,
-            "num_scenes": (3000, 300, 500),
-            "width": 8,
-            "upsample_filters": (32, 32, 32),
-            "head_channels": 16,
+            "num_scenes": (4000, 500, 500),
+            "width": 16,
+            "upsample_filters": (64, 64, 64),
+            "head_channels": 32,
             "skips": True,
-            "epochs": 8,
+            "epochs": 15,
             "batch_size": 32,
             "learning_rate": 2e-3,
             "lr_schedule": "cosine",

@@ -54,6 +54,7 @@ test split (model-input pixels, the same frame for ground truth and detections),
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
@@ -116,7 +117,7 @@ class DetectionConfig(TrainConfig):
             raise ConfigError("image_size, max_boxes and max_detections must be >= 1")
 
 
-class BoxCoder(keras.layers.Layer):
+class BoxCoder(keras.layers.Layer, abc.ABC):
     """A detector's three recipe functions: targets from ground truth, the loss, and box decoding.
 
     A subclass is registered serializable (``@keras.saving.register_keras_serializable``) and
@@ -131,6 +132,7 @@ class BoxCoder(keras.layers.Layer):
 
     loss_parts: tuple[str, ...] = ()
 
+    @abc.abstractmethod
     def encode(self, gt: Mapping[str, tf.Tensor]) -> Any:
         """Training targets of a batch of ground truth.
 
@@ -141,8 +143,8 @@ class BoxCoder(keras.layers.Layer):
         Returns:
             Any nest of tensors :meth:`loss` understands.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def loss(self, targets: Any, outputs: Any) -> dict[str, tf.Tensor]:
         """The loss of a batch, by named part (float32 scalars); the training loss is their sum.
 
@@ -154,8 +156,8 @@ class BoxCoder(keras.layers.Layer):
             ``{part name: scalar}`` with the keys of :attr:`loss_parts`, e.g.
             ``{"class_loss": ..., "box_loss": ...}``; each part is logged under its name.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def decode(self, outputs: Any) -> tuple[tf.Tensor, tf.Tensor]:
         """Candidate boxes and per-class scores of a batch, before NMS.
 
@@ -167,7 +169,6 @@ class BoxCoder(keras.layers.Layer):
             ``[B, N, C, 4]`` (one per class) corner boxes in model-input pixels; ``class_scores``
             float32 ``[B, N, C]`` in [0, 1] over the C object classes (no background column).
         """
-        raise NotImplementedError
 
 
 def _float32(outputs: Any) -> Any:

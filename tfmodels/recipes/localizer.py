@@ -23,8 +23,10 @@ report adds the task's own numbers beside the baseline: mean IoU of the predicte
 true one and class accuracy on the test split, against the mean training box (in fractions of
 the image) and the most frequent training class.
 
-Presets: ``tiny`` (seconds: the tests), ``default`` (one-digit scenes at 96x96, a narrow
-ResNet-10, 2 CPU cores) and ``paper`` (no paper: ResNet-18 at 224x224 on VOC 2007's largest
+Presets: ``tiny`` (seconds: the tests), ``default`` (12,000 one-digit scenes at 96x96, a narrow
+ResNet-10, 12 epochs on 2 CPU cores: with 3,000 scenes the class never left chance, training
+cross-entropy 2.29 ≈ ln 10, while the box did; four times the scenes (four times the steps)
+reached test accuracy 0.47) and ``paper`` (no paper: ResNet-18 at 224x224 on VOC 2007's largest
 objects, SGD momentum 0.9, as the zoo's ResNet recipes).
 """
 
@@ -127,7 +129,7 @@ class LocalizerConfig(DetectionConfig):
         },
         "default": {
             "image_size": 96,
-            "num_scenes": (3000, 300, 500),
+            "num_scenes": (12000, 500, 500),
             "stage_blocks": (1, 1, 1, 1),
             "width": 16,
             "epochs": 12,

@@ -27,6 +27,14 @@ on 2 CPU cores) and ``paper`` (VOC 2007 at 448×448, the 24-conv + 2-FC network,
 105 epochs, dropout 0.5 and ±20% scale jitter; its ImageNet pre-training, weight decay 5e-4 and
 lr warm-up from 1e-3 are left out). ``default`` and ``paper`` keep detections down to a score of 0.001: a YOLO
 score is a product of two probabilities, far below a softmax score, and mAP needs the ranked tail.
+
+Measured at ``default`` (digit scenes, 2 CPU cores): the boxes are learnt (coordinate loss 4.1 ->
+1.3) but the classes are not: the class loss stays at 2.7, what predicting the mean class
+vector costs, so test mAP@0.5 is 0.030. A 3.6 times wider backbone (73M multiply-adds) did not
+move the class loss in 7 epochs either. Each cell's class probabilities come from the FC layers,
+so the network must learn every digit again at every cell from the few objects each cell sees;
+the paper starts from convolutions pre-trained on ImageNet classification, which this preset
+does not have.
 """
 
 from __future__ import annotations
