@@ -16,9 +16,13 @@ def decode_image(image_bytes: tf.Tensor, size: tuple[int, int], channels: int) -
     resized bilinearly. Empty or corrupt bytes raise ``InvalidArgumentError`` with a message
     that says so.
     """
-    tf.debugging.assert_greater(
+    not_empty = tf.debugging.assert_greater(
         tf.strings.length(image_bytes), 0, message="image_bytes is an empty string, not an encoded image"
     )
+    # In a graph nothing orders the check before the decoder, whose own error ("Input is empty")
+    # could otherwise win the race: the decoder's input waits for the check.
+    with tf.control_dependencies([not_empty]):
+        image_bytes = tf.identity(image_bytes)
     image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
     image = tf.cast(image, tf.float32)
     if tuple(size) != (None, None):
