@@ -533,7 +533,12 @@ def detector_settings(cfg: DetectionConfig) -> dict[str, Any]:
 
 
 def detection_recipe(
-    name: str, description: str, config: type[DetectionConfig], model: Callable[[DetectionConfig], Detector]
+    name: str,
+    description: str,
+    config: type[DetectionConfig],
+    model: Callable[[DetectionConfig], Detector],
+    datasets: Callable[[DetectionConfig], Splits] = datasets,
+    report: Callable[..., dict] = report,
 ) -> Recipe:
     """Registers a detector's :class:`~tfmodels.registry.Recipe` with this module's shared parts.
 
@@ -543,6 +548,8 @@ def detection_recipe(
         config: the recipe's :class:`DetectionConfig` subclass with its presets.
         model: ``cfg -> Detector``; use :func:`detector_settings` for the arguments that come
             from the config and the run's classes.
+        datasets: the splits, when the recipe's data differ from :func:`datasets`'.
+        report: the report, when the recipe adds to :func:`report`'s.
     """
     return register(
         Recipe(

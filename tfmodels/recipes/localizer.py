@@ -48,7 +48,6 @@ from pipelines.splits import Splits
 from tfmodels.models.localizer import build_localizer
 from tfmodels.recipes import detection
 from tfmodels.recipes.detection import BoxCoder, DetectionConfig, Detector, detector_settings
-from tfmodels.registry import Recipe, register
 
 BOX_WEIGHT = 1.0
 
@@ -208,17 +207,11 @@ def report(cfg: LocalizerConfig, model: Detector, splits: Splits, run_dir: Path)
     return {**results, **ours, "baseline": {"mean_box": mean_box.round(2).tolist(), "majority_class": majority, **baseline}}
 
 
-RECIPE = register(
-    Recipe(
-        name="localizer",
-        description="Classification + localisation (notes-002 §1-2): one class and one box per image, vs the mean box",
-        config=LocalizerConfig,
-        datasets=datasets,
-        model=model,
-        compile_args=detection.compile_args,
-        serving=detection.serving,
-        serving_examples=detection.serving_examples,
-        report=report,
-        train_transform=detection.train_transform,
-    )
+RECIPE = detection.detection_recipe(
+    "localizer",
+    "Classification + localisation (notes-002 §1-2): one class and one box per image, vs the mean box",
+    LocalizerConfig,
+    model,
+    datasets=datasets,
+    report=report,
 )
