@@ -23,4 +23,6 @@ from tfmodels.layers.gpt_block import GptBlock
 from tfmodels.layers.local_response_normalization import LocalResponseNormalization
 from tfmodels.layers.position_embedding import PositionEmbedding
 from tfmodels.layers.preprocessing import CaffePreprocessing, imagenet_standardization, tf_preprocessing
+from tfmodels.layers.roi_align import RoIAlign
+from tfmodels.layers.roi_pooling import RoIPooling
 from tfmodels.layers.transformer_encoder import TransformerEncoderBlock, gelu_approximate
