@@ -1,4 +1,4 @@
-"""Bounding-box arithmetic in core TensorFlow ops: conversions, area, IoU, clipping, offsets.
+"""Bounding-box arithmetic in core TensorFlow ops: conversions, area, IoU and GIoU, clipping, offsets.
 
 Boxes are corner boxes ``[xmin, ymin, xmax, ymax]`` (x grows to the right, y downwards, origin at
 the top-left: notes-002-part2.md §2, seed 002 L2054-2062) in float pixels of the image they belong
@@ -93,14 +93,50 @@ def pairwise_iou(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tf.Tensor:
         >>> pairwise_iou(tf.constant([[0.0, 0.0, 2.0, 2.0]]), tf.constant([[1.0, 1.0, 3.0, 3.0]])).numpy()
         array([[0.14285715]], dtype=float32)
     """
+    intersection, union, _ = _pairwise_extents(boxes1, boxes2)
+    return tf.math.divide_no_nan(intersection, union)
+
+
+def pairwise_generalized_iou(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tf.Tensor:
+    """Generalized IoU of every box in ``boxes1`` with every box in ``boxes2``.
+
+    ``GIoU(A, B) = IoU(A, B) - |C \\ (A u B)| / |C|`` with C the smallest box enclosing A and B
+    (Rezatofighi et al. 2019; DETR's box loss: notes-001.md §28, seed 001 L781-790). It lies in
+    (-1, 1]: 1 for identical boxes, IoU when one box holds the other, and it keeps falling as
+    disjoint boxes move apart, where IoU stays 0, so ``1 - GIoU`` still has a gradient there.
+    Leading dimensions broadcast as in :func:`pairwise_iou`; a pair whose enclosing box is empty
+    (two empty boxes at one point) has GIoU 0, not NaN.
+
+    Args:
+        boxes1: ``[..., N, 4]`` corner boxes.
+        boxes2: ``[..., M, 4]`` corner boxes, leading dimensions broadcastable with ``boxes1``'s.
+
+    Returns:
+        ``[..., N, M]`` GIoU values in (-1, 1].
+
+    Example:
+        >>> a = tf.constant([[0.0, 0.0, 2.0, 2.0]])
+        >>> others = tf.constant([[1.0, 1.0, 3.0, 3.0], [3.0, 0.0, 4.0, 1.0]])
+        >>> pairwise_generalized_iou(a, others).numpy().astype(float).round(4).tolist()  # 1/7 - 2/9; 0 - 3/8
+        [[-0.0794, -0.375]]
+    """
+    intersection, union, enclosure = _pairwise_extents(boxes1, boxes2)
+    return tf.math.divide_no_nan(intersection, union) - tf.math.divide_no_nan(enclosure - union, enclosure)
+
+
+def _pairwise_extents(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``[..., N, M]`` areas of the intersection, the union and the enclosing box of every pair."""
     boxes1, boxes2 = tf.convert_to_tensor(boxes1), tf.convert_to_tensor(boxes2)
     pairs1, pairs2 = boxes1[..., :, None, :], boxes2[..., None, :, :]
-    top_left = tf.maximum(pairs1[..., :2], pairs2[..., :2])
-    bottom_right = tf.minimum(pairs1[..., 2:], pairs2[..., 2:])
-    overlap = tf.maximum(bottom_right - top_left, 0)
-    intersection = overlap[..., 0] * overlap[..., 1]
+
+    def area(top_left, bottom_right):  # 0 where the sides are inverted (disjoint boxes)
+        size = tf.maximum(bottom_right - top_left, 0)
+        return size[..., 0] * size[..., 1]
+
+    intersection = area(tf.maximum(pairs1[..., :2], pairs2[..., :2]), tf.minimum(pairs1[..., 2:], pairs2[..., 2:]))
     union = box_area(boxes1)[..., :, None] + box_area(boxes2)[..., None, :] - intersection
-    return tf.math.divide_no_nan(intersection, union)
+    enclosure = area(tf.minimum(pairs1[..., :2], pairs2[..., :2]), tf.maximum(pairs1[..., 2:], pairs2[..., 2:]))
+    return intersection, union, enclosure
 
 
 def clip_boxes(boxes: tf.Tensor, image_size) -> tf.Tensor:

@@ -214,3 +214,22 @@ def test_wrapper_equals_pycocotools_file_path(seed, tmp_path, capsys):
 def test_docstring_example():
     result = doctest.testmod(coco_eval)
     assert result.attempted == 5 and result.failed == 0
+
+
+def test_mask_ap_scores_the_masks_not_the_boxes():
+    # One object: the left half of the box [0, 0, 8, 8]. Detection A has the same box and the
+    # left-half mask (mask IoU 1); detection B (other image) has the same box but the right half
+    # (mask IoU 0), so box AP is perfect and mask AP is half of it.
+    gt_mask = np.zeros((2, 1, 8, 8), np.uint8)
+    gt_mask[:, 0, :, :4] = 1
+    dt_mask = np.zeros((2, 1, 8, 8), np.uint8)
+    dt_mask[0, 0, :, :4] = 1
+    dt_mask[1, 0, :, 4:] = 1
+    box = np.array([[[0.0, 0.0, 8.0, 8.0]]] * 2)
+    gt = {"boxes": box, "classes": np.array([[0], [0]]), "masks": gt_mask}
+    dt = {"detection_boxes": box, "detection_scores": np.array([[0.9], [0.8]]), "detection_classes": np.array([[0], [0]]),
+          "detection_masks": dt_mask}
+    assert coco_evaluate(gt, dt, ["zero"]).map == pytest.approx(1.0)
+    masks = coco_evaluate(gt, dt, ["zero"], iou_type="segm")
+    # Recall 0.5 at precision 1 (the first, best-scored detection), then nothing: AP = 51/101.
+    assert masks.map_50 == pytest.approx(51 / 101, abs=1e-6)

@@ -28,6 +28,7 @@ import io
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -52,8 +53,9 @@ class CocoMetrics:
     per_class: dict[str, float | None]
 
 
-def _unpadded(boxes, classes, count, scores=None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-    """Per image: rows below the image's count whose class is not ``-1``."""
+def _unpadded(boxes, classes, count, scores=None, masks=None) -> list[tuple]:
+    """Per image: ``(boxes, classes, scores, masks)`` of the rows below the image's count whose
+    class is not ``-1``; ``scores`` and ``masks`` are ``None`` when not given."""
     images = []
     for i, (image_boxes, image_classes) in enumerate(zip(boxes, classes, strict=True)):
         image_classes = np.asarray(image_classes).astype(np.int64)
@@ -61,8 +63,15 @@ def _unpadded(boxes, classes, count, scores=None) -> list[tuple[np.ndarray, np.n
         if count is not None:
             keep &= np.arange(len(image_classes)) < int(np.asarray(count[i]))
         image_scores = None if scores is None else np.asarray(scores[i], np.float64)[keep]
-        images.append((np.asarray(image_boxes, np.float64).reshape(-1, 4)[keep], image_classes[keep], image_scores))
+        image_masks = None if masks is None else [_rle(mask) for mask in np.asarray(masks[i])[keep]]
+        images.append((np.asarray(image_boxes, np.float64).reshape(-1, 4)[keep], image_classes[keep], image_scores, image_masks))
     return images
+
+
+def _rle(mask: np.ndarray) -> dict:
+    """COCO's run-length encoding of a binary ``[H, W]`` mask (counts as text, so it is JSON-ready)."""
+    encoded = mask_utils.encode(np.asfortranarray(np.asarray(mask) > 0, dtype=np.uint8))
+    return {"size": [int(v) for v in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
 
 
 def _xywh(box: np.ndarray) -> list[float]:
@@ -87,29 +96,44 @@ def to_coco(
         class_names: the name of each class index; category ``i`` is class ``i``.
         image_ids: one id per image; default ``0, 1, ...``. COCOeval ranks tied scores by image id.
 
+    With instance masks (``groundtruth["masks"]`` and ``detections["detection_masks"]``, per
+    object ``[H, W]`` in the image's pixels, nonzero inside), every annotation and result also
+    gets its ``segmentation`` (RLE), and a ground-truth ``area`` is its mask's pixel count.
+
     Returns:
         ``(dataset, results)``: ``dataset`` holds ``images``, ``categories`` and ``annotations``
         (``[x, y, w, h]`` boxes, ``area``, ``iscrowd`` 0, ids from 1); ``results`` is a list of
         ``{"image_id", "category_id", "bbox", "score"}``, as ``COCO.loadRes`` expects.
     """
-    gt_images = _unpadded(groundtruth["boxes"], groundtruth["classes"], groundtruth.get("num_boxes"))
+    gt_images = _unpadded(groundtruth["boxes"], groundtruth["classes"], groundtruth.get("num_boxes"),
+                          masks=groundtruth.get("masks"))
     dt_images = _unpadded(
         detections["detection_boxes"], detections["detection_classes"], detections.get("num_detections"),
-        scores=detections["detection_scores"],
+        scores=detections["detection_scores"], masks=detections.get("detection_masks"),
     )
     if len(gt_images) != len(dt_images):
         raise ValueError(f"{len(gt_images)} images of ground truth but {len(dt_images)} of detections")
     image_ids = [int(i) for i in (range(len(gt_images)) if image_ids is None else image_ids)]
     annotations, results = [], []
-    for image_id, (boxes, classes, _), (det_boxes, det_classes, scores) in zip(image_ids, gt_images, dt_images, strict=True):
-        for box, cls in zip(boxes, classes):
+    for image_id, gt_image, dt_image in zip(image_ids, gt_images, dt_images, strict=True):
+        boxes, classes, _, masks = gt_image
+        for k, (box, cls) in enumerate(zip(boxes, classes)):
             x, y, w, h = _xywh(box)
             annotation = {"id": len(annotations) + 1, "image_id": image_id, "category_id": int(cls), "bbox": [x, y, w, h]}
-            annotations.append({**annotation, "area": w * h, "iscrowd": 0})
-        for box, cls, score in zip(det_boxes, det_classes, scores):
-            results.append({"image_id": image_id, "category_id": int(cls), "bbox": _xywh(box), "score": float(score)})
+            if masks is not None:
+                annotation["segmentation"] = masks[k]
+            area = w * h if masks is None else float(mask_utils.area(masks[k]))
+            annotations.append({**annotation, "area": area, "iscrowd": 0})
+        det_boxes, det_classes, scores, det_masks = dt_image
+        for k, (box, cls, score) in enumerate(zip(det_boxes, det_classes, scores)):
+            result = {"image_id": image_id, "category_id": int(cls), "bbox": _xywh(box), "score": float(score)}
+            results.append(result if det_masks is None else {**result, "segmentation": det_masks[k]})
+    images = [{"id": image_id} for image_id in image_ids]
+    if groundtruth.get("masks") is not None:  # COCO reads a mask's frame from its image
+        for image, image_masks in zip(images, groundtruth["masks"], strict=True):
+            image["height"], image["width"] = (int(v) for v in np.shape(image_masks)[-2:])
     dataset = {
-        "images": [{"id": image_id} for image_id in image_ids],
+        "images": images,
         "categories": [{"id": i, "name": name} for i, name in enumerate(class_names)],
         "annotations": annotations,
     }
@@ -124,10 +148,11 @@ def _coco(dataset: dict) -> COCO:
 
 
 def _loaded_results(dataset: dict, results: list[dict]) -> dict:
-    """What ``COCO.loadRes`` makes of box results (it cannot take an empty list)."""
-    annotations = [
-        {**result, "area": result["bbox"][2] * result["bbox"][3], "id": i + 1, "iscrowd": 0} for i, result in enumerate(results)
-    ]
+    """What ``COCO.loadRes`` makes of box or mask results (it cannot take an empty list)."""
+    def area(result):
+        return float(mask_utils.area(result["segmentation"])) if "segmentation" in result else result["bbox"][2] * result["bbox"][3]
+
+    annotations = [{**result, "area": area(result), "id": i + 1, "iscrowd": 0} for i, result in enumerate(results)]
     return {"images": dataset["images"], "categories": dataset["categories"], "annotations": annotations}
 
 
@@ -142,8 +167,9 @@ def coco_evaluate(
     detections: Mapping[str, Any],
     class_names: Sequence[str],
     image_ids: Sequence[int] | None = None,
+    iou_type: str = "bbox",
 ) -> CocoMetrics:
-    """pycocotools' box mAP of detections against ground truth, computed in memory, quietly.
+    """pycocotools' box (or mask) mAP of detections against ground truth, computed in memory, quietly.
 
     Args:
         groundtruth: ``boxes``, ``classes`` (``-1`` on padding), optional ``num_boxes``; padded
@@ -154,6 +180,7 @@ def coco_evaluate(
         class_names: the name of each class index; boxes and detections of other classes are
             left out, as COCOeval leaves out unknown categories.
         image_ids: one id per image (default ``0, 1, ...``).
+        iou_type: ``bbox`` (box AP) or ``segm`` (mask AP: both sides need masks, see :func:`to_coco`).
 
     Returns:
         :class:`CocoMetrics`: mAP@[.5:.95], mAP@0.5, mAP@0.75 and AP@[.5:.95] per class name.
@@ -169,7 +196,7 @@ def coco_evaluate(
     """
     dataset, results = to_coco(groundtruth, detections, class_names, image_ids)
     with contextlib.redirect_stdout(io.StringIO()):  # COCO and COCOeval print progress
-        evaluation = COCOeval(_coco(dataset), _coco(_loaded_results(dataset, results)), "bbox")
+        evaluation = COCOeval(_coco(dataset), _coco(_loaded_results(dataset, results)), iou_type)
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()

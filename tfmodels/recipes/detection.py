@@ -66,6 +66,7 @@ import tensorflow as tf
 from pipelines import digits, images
 from pipelines import sources as data_sources
 from pipelines.detection import augment, sources, tfds_detection
+from pipelines.detection.masks import paste_masks
 from pipelines.detection.nms import multiclass_non_max_suppression
 from pipelines.splits import Splits
 from tfmodels.config import ConfigError, TrainConfig
@@ -201,6 +202,8 @@ class Detector(keras.Model):
         TensorShape([8, 100, 4])
     """
 
+    has_masks = False  # a subclass whose detect() adds box-relative ``detection_masks`` sets it
+
     def __init__(
         self,
         network: keras.Model,
@@ -244,16 +247,28 @@ class Detector(keras.Model):
             ``detection_classes`` int32 ``[B, K]`` (-1 on padding), ``num_detections`` int32
             ``[B]``: multiclass NMS of the coder's decoded boxes.
         """
-        boxes, class_scores = self.coder.decode(_float32(self(images, training=False)))
+        return self._detections(self(images, training=False))
+
+    def _detections(self, outputs) -> dict[str, tf.Tensor]:
+        """Multiclass NMS of the coder's decoding of network outputs."""
+        boxes, class_scores = self.coder.decode(_float32(outputs))
         return multiclass_non_max_suppression(
             boxes, class_scores, self.max_detections,
             iou_threshold=self.iou_threshold, score_threshold=self.score_threshold,
         )
 
-    def _detection_loss(self, gt, outputs) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        parts = self.coder.loss(self.coder.encode(gt), _float32(outputs))
+    def detection_loss(self, images, gt, training: bool) -> tuple[tf.Tensor, dict[str, tf.Tensor], Any]:
+        """``(total, parts, outputs)``: a batch's loss, its parts, and the network's outputs.
+
+        ``test_step`` decodes ``outputs`` for the validation mAP, so one forward pass serves both.
+        """
+        outputs = self(images, training=training)
+        return (*self._total_loss(self.coder.loss(self.coder.encode(gt), _float32(outputs))), outputs)
+
+    def _total_loss(self, parts: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The sum of the coder's parts plus layer regularisation (weight decay written into the network)."""
         total = tf.add_n([parts[part] for part in self.coder.loss_parts])
-        if self.losses:  # layer regularisation (weight decay written into the network)
+        if self.losses:
             total += tf.add_n([tf.cast(extra, tf.float32) for extra in self.losses])
         return total, parts
 
@@ -265,7 +280,7 @@ class Detector(keras.Model):
     def train_step(self, data):
         images, gt = data
         with tf.GradientTape() as tape:
-            total, parts = self._detection_loss(gt, self(images, training=True))
+            total, parts, _ = self.detection_loss(images, gt, training=True)
             # Gradients are summed over replicas: each replica's loss is its share of the mean.
             replicas = tf.distribute.get_replica_context().num_replicas_in_sync
             scaled = self.optimizer.scale_loss(total / replicas)
@@ -275,14 +290,9 @@ class Detector(keras.Model):
 
     def test_step(self, data):
         images, gt = data
-        outputs = self(images, training=False)
-        logs = self._log(*self._detection_loss(gt, outputs))
-        boxes, class_scores = self.coder.decode(_float32(outputs))
-        detections = multiclass_non_max_suppression(
-            boxes, class_scores, self.max_detections,
-            iou_threshold=self.iou_threshold, score_threshold=self.score_threshold,
-        )
-        self.map_metric.update_state(gt, detections)
+        total, parts, outputs = self.detection_loss(images, gt, training=False)
+        logs = self._log(total, parts)
+        self.map_metric.update_state(gt, self._detections(outputs))
         return {**logs, "map": self.map_metric.result()}
 
     def get_config(self):
@@ -321,19 +331,24 @@ def class_names(cfg: DetectionConfig) -> list[str]:
 
 
 def _image_and_gt(element: dict) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    return element["image"], {key: element[key] for key in GT_KEYS}
+    return element["image"], {key: element[key] for key in (*GT_KEYS, "masks") if key in element}
 
 
-def datasets(cfg: DetectionConfig) -> Splits:
-    """Train / validation / test ``(image, gt)`` elements letterboxed to ``cfg.image_size`` (module docstring)."""
+def datasets(cfg: DetectionConfig, masks: bool = False) -> Splits:
+    """Train / validation / test ``(image, gt)`` elements letterboxed to ``cfg.image_size`` (module docstring).
+
+    With ``masks`` (digit scenes only), ``gt`` also holds the instance ``masks`` uint8
+    ``[max_boxes, S, S]``, letterboxed and augmented with the image.
+    """
     names = class_names(cfg)
     splits = sources.load(
-        cfg.data, seed=cfg.data_seed, max_boxes=cfg.max_boxes, num_scenes=tuple(cfg.num_scenes), class_names=names
+        cfg.data, seed=cfg.data_seed, max_boxes=cfg.max_boxes, num_scenes=tuple(cfg.num_scenes), class_names=names,
+        masks=masks,
     )
     size = (cfg.image_size, cfg.image_size)
 
     def prepare(element):
-        resized, _, _ = augment.resize({key: element[key] for key in ("image", *GT_KEYS)}, size)
+        resized, _, _ = augment.resize({key: element[key] for key in augment.ELEMENT_KEYS if key in element}, size)
         return _image_and_gt(resized)
 
     parallel = dict(num_parallel_calls=tf.data.AUTOTUNE)
@@ -404,23 +419,39 @@ OUTPUTS = {
     "detection_class_names": "string [B, K]: the class's name; empty on padding",
     "num_detections": "int32 [B]: real detections per image",
 }
+MASK_OUTPUT = {
+    "detection_masks": "float32 [B, K, H, W]: each detection's mask probability per pixel of the input image "
+    "(H, W: the largest image of the batch; a smaller image's pixels start at the top left); 0 outside the box "
+    "and on padding; threshold at 0.5 for a binary mask",
+}
+
+
+def _pasted(detections: dict[str, tf.Tensor], height, width) -> dict[str, tf.Tensor]:
+    """Box-relative ``detection_masks`` (if any) pasted into a ``height × width`` frame of the boxes' pixels."""
+    if "detection_masks" not in detections:
+        return detections
+    masks = paste_masks(detections["detection_masks"], detections["detection_boxes"], height, width)
+    return {**detections, "detection_masks": masks}
 
 
 def serving(cfg: DetectionConfig, model: Detector) -> Serving:
     """``serving_default`` (image bytes) and ``predict_pixels`` (module docstring's table)."""
     names, size = class_names(cfg), cfg.image_size
+    outputs = {**OUTPUTS, **(MASK_OUTPUT if model.has_masks else {})}
 
     def from_pixels(pixels):
-        return _named(model.detect(pixels), names)
+        return _named(_pasted(model.detect(pixels), size, size), names)
 
     def from_bytes(image_bytes):
         pixels, scale, offset, image_hw = _letterboxed(image_bytes, size)
-        return _named(_to_original(model.detect(pixels), scale, offset, image_hw), names)
+        detections = _to_original(model.detect(pixels), scale, offset, image_hw)
+        largest = tf.cast(tf.reduce_max(image_hw, axis=0), tf.int32)
+        return _named(_pasted(detections, largest[0], largest[1]), names)
 
     return Serving(
         {
-            "serving_default": Endpoint(from_bytes, {"image_bytes": tf.TensorSpec([None], tf.string)}, OUTPUTS),
-            "predict_pixels": Endpoint(from_pixels, {"pixels": tf.TensorSpec([None, size, size, 3], tf.float32)}, OUTPUTS),
+            "serving_default": Endpoint(from_bytes, {"image_bytes": tf.TensorSpec([None], tf.string)}, outputs),
+            "predict_pixels": Endpoint(from_pixels, {"pixels": tf.TensorSpec([None, size, size, 3], tf.float32)}, outputs),
         }
     )
 
@@ -438,7 +469,8 @@ def serving_examples(cfg: DetectionConfig, model: Detector, test, count: int = 4
     """
     pixels = next(iter(test.map(lambda image, *_: image).batch(count))).numpy()
     pixels = np.clip(np.round(pixels), 0, 255).astype(np.float32)  # what an 8-bit image file holds
-    expected = _numpy(model.detect(tf.constant(pixels)))
+    size = cfg.image_size
+    expected = _numpy(_pasted(model.detect(tf.constant(pixels)), size, size))
     names = np.array([name.encode() for name in class_names(cfg)] + [b""], dtype=object)
     expected["detection_class_names"] = names[np.where(expected["detection_classes"] >= 0, expected["detection_classes"], -1)]
     encoded = np.array([images.encode_png(p).numpy() for p in pixels], dtype=object)

@@ -14,6 +14,7 @@ from pipelines.detection.boxes import (
     corner_to_center,
     decode_offsets,
     encode_offsets,
+    pairwise_generalized_iou,
     pairwise_iou,
 )
 
@@ -84,6 +85,47 @@ def test_iou_broadcasts_anchors_over_a_batch_and_padding_gives_zero_not_nan():
         np.testing.assert_allclose(got[b], pairwise_iou(anchors, batch[b]).numpy())
     np.testing.assert_array_equal(got[1, :, 3], 0.0)
     assert pairwise_iou(tf.zeros([1, 4]), tf.zeros([1, 4])).numpy()[0, 0] == 0.0
+
+
+def numpy_giou(a, b):
+    """GIoU of two corner boxes from its definition: IoU minus the enclosure's share outside the union."""
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    enclosure = (max(a[2], b[2]) - min(a[0], b[0])) * (max(a[3], b[3]) - min(a[1], b[1]))
+    return inter / union - (enclosure - union) / enclosure
+
+
+def test_giou_of_hand_worked_pairs():
+    a = tf.constant([[0.0, 0.0, 2.0, 2.0]])
+    others = tf.constant([
+        [1.0, 1.0, 3.0, 3.0],  # intersection 1, union 7, enclosure 3x3: 1/7 - 2/9
+        [0.0, 0.0, 2.0, 2.0],  # identical: 1
+        [0.5, 0.5, 1.5, 1.5],  # nested: the enclosure is A, so GIoU = IoU = 1/4
+        [2.0, 0.0, 4.0, 2.0],  # touching: IoU 0, union 8 = enclosure 4x2: 0
+        [3.0, 0.0, 4.0, 1.0],  # disjoint: union 5, enclosure 4x2: -3/8
+        [98.0, 98.0, 100.0, 100.0],  # far apart: 8 of 10,000 covered, near -1
+    ])
+    expected = [1 / 7 - 2 / 9, 1.0, 0.25, 0.0, -3 / 8, 8 / 10_000 - 1]
+    np.testing.assert_allclose(pairwise_generalized_iou(a, others).numpy(), [expected], rtol=1e-6)
+
+
+def test_giou_equals_the_definition_on_random_boxes_and_never_exceeds_iou():
+    rng = np.random.default_rng(5)
+    first, second = random_boxes(rng, 20), random_boxes(rng, 9)
+    expected = np.array([[numpy_giou(a, b) for b in second] for a in first])
+    assert (expected < 0).any() and (expected > 0).any()
+    got = pairwise_generalized_iou(first, second).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(got <= pairwise_iou(first, second).numpy() + 1e-6) and np.all(got > -1)
+
+
+def test_giou_broadcasts_over_a_batch_and_empty_pairs_give_zero_not_nan():
+    rng = np.random.default_rng(6)
+    batch = random_boxes(rng, 12).reshape(2, 6, 4)
+    got = pairwise_generalized_iou(batch[:, :2], batch).numpy()
+    assert got.shape == (2, 2, 6)
+    np.testing.assert_allclose(got[1], pairwise_generalized_iou(batch[1, :2], batch[1]).numpy())
+    assert pairwise_generalized_iou(tf.zeros([1, 4]), tf.zeros([1, 4])).numpy()[0, 0] == 0.0
 
 
 def test_clip_takes_height_then_width_and_accepts_a_shape_tensor():

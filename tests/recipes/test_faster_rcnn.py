@@ -1,0 +1,53 @@
+"""``faster_rcnn``: anchors, decoding of perfect head outputs, and a tiny run that exports."""
+
+import doctest
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines.detection.boxes import encode_offsets
+from tfmodels import registry
+from tfmodels.config import resolve
+from tfmodels.recipes import faster_rcnn, two_stage
+from tfmodels.recipes.two_stage import grid_anchors
+
+
+def test_doctests():
+    assert doctest.testmod(two_stage).failed == 0
+    assert doctest.testmod(faster_rcnn).failed == 0
+
+
+def test_grid_anchors_have_the_sizes_areas_and_ratios_per_location():
+    anchors = grid_anchors((2, 3), 48, [8.0, 16.0], [0.5, 1.0, 2.0])
+    assert anchors.shape == (2 * 3 * 6, 4)
+    width, height = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
+    per_location = np.stack([width, height], 1).reshape(6, 6, 2)  # pixel, pair
+    np.testing.assert_allclose(np.sqrt(per_location[..., 0] * per_location[..., 1]), [[8, 8, 8, 16, 16, 16]] * 6, rtol=1e-5)
+    np.testing.assert_allclose(per_location[..., 0] / per_location[..., 1], [[0.5, 1, 2] * 2] * 6, rtol=1e-5)
+    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+    # cells of 16 x 24 pixels (a 2 x 3 map over 48 x 48)
+    np.testing.assert_allclose(centres[::6], [[8, 12], [24, 12], [40, 12], [8, 36], [24, 36], [40, 36]])
+
+
+def test_tiny_run_trains_and_exports(tiny_detector_run):
+    result, _ = tiny_detector_run("faster_rcnn")
+    logged = (result.run_dir / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"rpn_class_loss", "rpn_box_loss", "class_loss", "box_loss", "val_map"} <= set(logged)
+
+
+def test_fast_rcnn_runs_the_backbone_once_per_batch_however_many_windows():
+    calls = []
+    for sizes in ((8.0,), (6.0, 12.0, 20.0)):  # 64 and 576 windows on the tiny 8 x 8 map
+        detector = registry.get("fast_rcnn").model(resolve(registry.get("fast_rcnn").config, "tiny", {"anchor_sizes": sizes}))
+        network_call = detector.network.call
+        detector.network.call = lambda *args, **kwargs: calls.append(1) or network_call(*args, **kwargs)
+        outputs = detector(tf.zeros([2, 64, 64, 3]))
+        assert outputs["class_logits"].shape[:2] == (2, len(detector.coder.anchors))
+    assert len(calls) == 2  # one pass over both images, for 64 and for 576 RoIs each
+
+
+def test_fast_rcnn_tiny_run_trains_and_exports(tiny_detector_run):
+    result, _ = tiny_detector_run("fast_rcnn")
+    logged = (result.run_dir / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"class_loss", "box_loss"} <= set(logged) and "rpn_class_loss" not in logged
