@@ -1,6 +1,6 @@
 """Detector serving cost: the exported signatures against the bare forward pass, and our NMS.
 
-For each detector recipe (``--models``, default ``ssd,yolo_v1,centernet`` at their ``default``
+For each detector recipe (``--models``, default every one: Detection I's and II's, at their ``default``
 presets, random weights: the cost does not depend on what was learnt, only on the shapes), the
 script exports the recipe's serving signatures with ``keras.export.ExportArchive`` (as ``tfmodels
 export`` does) into a temporary folder, loads the SavedModel back, and times in alternating rounds
@@ -9,15 +9,16 @@ in one process, on the same batch of ``--batch`` random 0..255 images at the mod
 - ``serving_default``: PNG bytes in, finished detections out (decode, letterbox, network, box
   decoding, NMS, rescale to the original pixels);
 - ``predict_pixels``: float pixels in, detections out (network, decoding, NMS);
-- against the bare forward pass: the recipe's functional network alone under ``tf.function``.
+- against the bare forward pass: the recipe's functional network alone under ``tf.function``
+  (for the two-stage detectors the backbone and RPN; for R-CNN the CNN on every window).
 
 The ratio served / bare (below 1) shows what the post-processing costs; the PNG decoding is part
 of ``serving_default``'s cost, as on a real server.
 
 Then our multiclass NMS (``pipelines.detection.nms.multiclass_non_max_suppression``: the
 padded, served form with ``num_detections`` and class -1 on padding) against
-``tf.image.combined_non_max_suppression`` alone on the same decoded boxes and scores of the
-first model (``[B, N, C]``; N = 5,444 anchors for ``ssd``), both under ``tf.function``.
+``tf.image.combined_non_max_suppression`` alone on the same decoded boxes and scores of
+``ssd`` (``[B, N, C]``; N = 5,444 anchors for ``ssd``), both under ``tf.function``.
 
 FLOPs per image of the forward pass: ``2 · MACs`` of the network's ``Conv2D`` and ``Dense``
 layers (:func:`common.conv_dense_macs`); NMS does no matmul work, so it has no share of the peak.
@@ -37,7 +38,7 @@ from pipelines.detection.nms import multiclass_non_max_suppression
 from tfmodels import registry
 from tfmodels.config import resolve
 
-DETECTORS = "ssd,yolo_v1,centernet"
+DETECTORS = "ssd,yolo_v1,centernet,localizer,rcnn,fast_rcnn,faster_rcnn,mask_rcnn,detr"
 
 
 def build(name: str, quick: bool):
@@ -68,8 +69,8 @@ def repeated(fn, steps: int):
     return run
 
 
-def compare_serving(name: str, args) -> tuple[tf.Tensor, tf.Tensor]:
-    """Times the served signatures against the bare forward pass; returns the decoded boxes and scores."""
+def compare_serving(name: str, args) -> None:
+    """Times the served signatures against the bare forward pass."""
     recipe, cfg, model = build(name, args.quick)
     size = cfg.image_size
     pixels = tf.constant(np.random.default_rng(0).integers(0, 256, (args.batch, size, size, 3)).astype("float32"))
@@ -92,6 +93,13 @@ def compare_serving(name: str, args) -> tuple[tf.Tensor, tf.Tensor]:
                 f"{name} {label} vs the bare forward pass", runs, items_per_run=args.steps * args.batch,
                 unit="images", flops_per_item=2 * macs, args=args, target=None,
             )
+
+
+def decoded_boxes_and_scores(name: str, args) -> tuple[tf.Tensor, tf.Tensor]:
+    """A one-stage detector's decoded ``boxes [B, N, 4]`` and ``scores [B, N, C]`` on random images: NMS's input."""
+    _, cfg, model = build(name, args.quick)
+    size = cfg.image_size
+    pixels = tf.constant(np.random.default_rng(0).integers(0, 256, (args.batch, size, size, 3)).astype("float32"))
     boxes, scores = model.coder.decode(model.network(pixels, training=False))
     return tf.cast(boxes, tf.float32), tf.cast(scores, tf.float32)
 
@@ -118,9 +126,9 @@ def main() -> None:
     parser.add_argument("--models", default=DETECTORS, help="comma-separated detector recipes")
     parser.add_argument("--batch", type=int, default=8)
     args = common.parse_args(parser, quick={"batch": 2, "models": "ssd"})
-    names = args.models.split(",")
-    decoded = {name: compare_serving(name, args) for name in names}
-    compare_nms(*decoded[names[0]], 100, args)
+    for name in args.models.split(","):
+        compare_serving(name, args)
+    compare_nms(*decoded_boxes_and_scores("ssd", args), 100, args)
 
 
 if __name__ == "__main__":

@@ -51,3 +51,19 @@ def test_fast_rcnn_tiny_run_trains_and_exports(tiny_detector_run):
     result, _ = tiny_detector_run("fast_rcnn")
     logged = (result.run_dir / "history.csv").read_text().splitlines()[0].split(",")
     assert {"class_loss", "box_loss"} <= set(logged) and "rpn_class_loss" not in logged
+
+
+def test_paper_preset_is_keras_vgg16_without_fc8_plus_the_rpn_and_the_class_heads():
+    import keras
+
+    cfg = resolve(faster_rcnn.FasterRcnnConfig, "paper", ["data=embedded"])  # VOC's network, the digits' 10 classes
+    detector = faster_rcnn.model(cfg)
+    vgg16 = keras.applications.VGG16(weights=None)  # conv1_1..conv5_3, fc6 and fc7 as the head's (7x7 pool = pool5)
+    vgg16_without_fc8 = vgg16.count_params() - vgg16.get_layer("predictions").count_params()
+    assert vgg16_without_fc8 == 134_260_544
+    k, classes = 9, 10  # 3 scales x 3 ratios; the RPN scores each anchor with one sigmoid (the paper's k form)
+    rpn = (3 * 3 * 512 * 512 + 512) + (512 * k + k) + (512 * 4 * k + 4 * k)
+    heads = (4096 * (classes + 1) + classes + 1) + (4096 * 4 * classes + 4 * classes)
+    ours = detector.network.count_params() + detector.box_head.count_params()
+    assert ours == vgg16_without_fc8 + rpn + heads
+    assert vgg16_without_fc8 + rpn + (4096 * 21 + 21) + (4096 * 80 + 80) == 137_057_234  # at VOC's 20 classes

@@ -28,10 +28,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Mapping
 
-from tfmodels.models import faster_rcnn
-from tfmodels.recipes.detection import detection_recipe, detector_settings
-from tfmodels.recipes.faster_rcnn import FasterRcnnConfig, coder_settings, features
-from tfmodels.recipes.two_stage import TwoStageCoder, TwoStageDetector
+from tfmodels.recipes.detection import detection_recipe
+from tfmodels.recipes.faster_rcnn import FasterRcnnConfig, detector_parts
+from tfmodels.recipes.two_stage import TwoStageDetector
 
 _RPN_ONLY = ("rpn_channels", "pre_nms_proposals", "train_proposals", "test_proposals")
 
@@ -51,15 +50,7 @@ class FastRcnnConfig(FasterRcnnConfig):
 
 
 def model(cfg: FastRcnnConfig) -> TwoStageDetector:
-    settings = detector_settings(cfg)
-    backbone, stride = features(cfg)
-    network = faster_rcnn.build_feature_network(backbone)
-    feature_shape = network.output["features"].shape
-    box_head = faster_rcnn.build_box_head(cfg.pool_size, feature_shape[-1], settings["num_classes"],
-                                          cfg.head_units, cfg.head_dropout)
-    coder = TwoStageCoder(cfg.image_size, feature_shape[1:3], stride, cfg.anchor_sizes, cfg.anchor_ratios,
-                          rpn=False, settings=coder_settings(cfg), name="fast_rcnn_coder")
-    return TwoStageDetector(network, box_head, coder, seed=cfg.seed, name="fast_rcnn", **settings)
+    return TwoStageDetector(**detector_parts(cfg, "fast_rcnn", rpn=False))
 
 
 RECIPE = detection_recipe(

@@ -36,11 +36,6 @@ from tfmodels.recipes.two_stage import TwoStageCoder, TwoStageConfig, TwoStageDe
 class FasterRcnnConfig(TwoStageConfig):
     """Faster R-CNN config: :class:`~tfmodels.recipes.two_stage.TwoStageConfig` with presets."""
 
-    epochs: int = 10
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    lr_schedule: str = "cosine"
-
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "tiny": {
             "image_size": 64, "width": 8, "anchor_sizes": (6.0, 12.0, 20.0), "rpn_channels": 16,
@@ -68,21 +63,32 @@ def features(cfg: TwoStageConfig):
     return faster_rcnn.build_resnet_features(cfg.image_size, cfg.width), faster_rcnn.RESNET_STRIDE
 
 
-def coder_settings(cfg: TwoStageConfig) -> dict[str, Any]:
-    return {key: getattr(cfg, key) for key in TwoStageCoder.SETTINGS}
+def detector_parts(cfg: TwoStageConfig, name: str, rpn: bool = True, **coder_options) -> dict[str, Any]:
+    """The keyword arguments of a :class:`TwoStageDetector` called ``name``, built from ``cfg``.
 
-
-def model(cfg: FasterRcnnConfig) -> TwoStageDetector:
+    The backbone (:func:`features`), with an RPN on it when ``rpn`` (else fixed windows are the
+    proposals: Fast R-CNN), the box head on its pooled features, the coder (``coder_options``
+    go to :class:`TwoStageCoder`, e.g. a mask branch's ``mask_pool_size``) and the shared detector
+    settings (``num_classes`` among them).
+    """
     settings = detector_settings(cfg)
     backbone, stride = features(cfg)
-    anchors_per_location = len(cfg.anchor_sizes) * len(cfg.anchor_ratios)
-    network = faster_rcnn.build_rpn(backbone, anchors_per_location, cfg.rpn_channels)
+    if rpn:
+        anchors_per_location = len(cfg.anchor_sizes) * len(cfg.anchor_ratios)
+        network = faster_rcnn.build_rpn(backbone, anchors_per_location, cfg.rpn_channels)
+    else:
+        network = faster_rcnn.build_feature_network(backbone)
     feature_shape = network.output["features"].shape
     box_head = faster_rcnn.build_box_head(cfg.pool_size, feature_shape[-1], settings["num_classes"],
                                           cfg.head_units, cfg.head_dropout)
-    coder = TwoStageCoder(cfg.image_size, feature_shape[1:3], stride, cfg.anchor_sizes, cfg.anchor_ratios,
-                          rpn=True, settings=coder_settings(cfg), name="faster_rcnn_coder")
-    return TwoStageDetector(network, box_head, coder, seed=cfg.seed, name="faster_rcnn", **settings)
+    coder = TwoStageCoder(cfg.image_size, feature_shape[1:3], stride, cfg.anchor_sizes, cfg.anchor_ratios, rpn=rpn,
+                          settings={key: getattr(cfg, key) for key in TwoStageCoder.SETTINGS}, name=f"{name}_coder",
+                          **coder_options)
+    return {"network": network, "box_head": box_head, "coder": coder, "seed": cfg.seed, "name": name, **settings}
+
+
+def model(cfg: FasterRcnnConfig) -> TwoStageDetector:
+    return TwoStageDetector(**detector_parts(cfg, "faster_rcnn"))
 
 
 RECIPE = detection_recipe(

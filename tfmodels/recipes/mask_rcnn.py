@@ -46,9 +46,9 @@ from pipelines.splits import Splits
 from tfmodels.metrics.coco_eval import coco_evaluate
 from tfmodels.models import faster_rcnn
 from tfmodels.recipes import detection
-from tfmodels.recipes.detection import detection_recipe, detector_settings
-from tfmodels.recipes.faster_rcnn import FasterRcnnConfig, coder_settings, features
-from tfmodels.recipes.two_stage import TwoStageCoder, TwoStageDetector
+from tfmodels.recipes.detection import detection_recipe
+from tfmodels.recipes.faster_rcnn import FasterRcnnConfig, detector_parts
+from tfmodels.recipes.two_stage import TwoStageDetector
 
 _NOT_PAPER_DATA = ("data", "max_boxes", "flip")
 
@@ -139,19 +139,10 @@ def datasets(cfg: MaskRcnnConfig) -> Splits:
 
 
 def model(cfg: MaskRcnnConfig) -> MaskRcnnDetector:
-    settings = detector_settings(cfg)
-    backbone, stride = features(cfg)
-    anchors_per_location = len(cfg.anchor_sizes) * len(cfg.anchor_ratios)
-    network = faster_rcnn.build_rpn(backbone, anchors_per_location, cfg.rpn_channels)
-    feature_shape = network.output["features"].shape
-    box_head = faster_rcnn.build_box_head(cfg.pool_size, feature_shape[-1], settings["num_classes"],
-                                          cfg.head_units, cfg.head_dropout)
-    mask_head = faster_rcnn.build_mask_head(cfg.mask_pool_size, feature_shape[-1], settings["num_classes"],
-                                            cfg.mask_channels, cfg.mask_convs)
-    coder = TwoStageCoder(cfg.image_size, feature_shape[1:3], stride, cfg.anchor_sizes, cfg.anchor_ratios,
-                          rpn=True, settings=coder_settings(cfg), mask_pool_size=cfg.mask_pool_size,
-                          name="mask_rcnn_coder")
-    return MaskRcnnDetector(network, box_head, mask_head, coder, seed=cfg.seed, name="mask_rcnn", **settings)
+    parts = detector_parts(cfg, "mask_rcnn", mask_pool_size=cfg.mask_pool_size)
+    mask_head = faster_rcnn.build_mask_head(cfg.mask_pool_size, parts["network"].output["features"].shape[-1],
+                                            parts["num_classes"], cfg.mask_channels, cfg.mask_convs)
+    return MaskRcnnDetector(mask_head=mask_head, **parts)
 
 
 def _masks_split(model: MaskRcnnDetector, split: tf.data.Dataset, size: int, batch_size: int = 16):

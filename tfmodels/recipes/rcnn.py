@@ -140,7 +140,6 @@ class RcnnConfig(DetectionConfig):
     box_l2: float = 1e-4
     epochs: int = 10
     batch_size: int = 16
-    learning_rate: float = 1e-3
     lr_schedule: str = "cosine"
 
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
