@@ -102,6 +102,7 @@ def test_serving_examples_are_test_sentences_with_masks_at_their_masked_tokens(r
     assert expected["serving_default"]["num_masks"]["values"] == [text.split().count("[MASK]") for text in masked]
 
 
+@pytest.mark.slow  # a second bert_mlm run; bert_classifier's copied-run test covers a BERT run folder in the fast suite
 def test_a_copied_run_exports_and_evaluates_the_same_without_its_corpus_or_original_folder(
     run, corpus_file, export_copied_run, assert_same_answers
 ):

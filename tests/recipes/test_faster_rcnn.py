@@ -47,6 +47,9 @@ def test_fast_rcnn_runs_the_backbone_once_per_batch_however_many_windows():
     assert len(calls) == 2  # one pass over both images, for 64 and for 576 RoIs each
 
 
+# Slow: its trainer, export and serving paths are faster_rcnn's and mask_rcnn's (tested above and in
+# test_mask_rcnn); what is fast_rcnn's own, the windows as proposals, is the test before.
+@pytest.mark.slow
 def test_fast_rcnn_tiny_run_trains_and_exports(tiny_detector_run):
     result, _ = tiny_detector_run("fast_rcnn")
     logged = (result.run_dir / "history.csv").read_text().splitlines()[0].split(",")

@@ -112,7 +112,14 @@ def uninterrupted(tmp_path_factory):
     return tfmodels.train(**RUN, runs_root=root / "runs", export_root=root / "saved_models")
 
 
-@pytest.mark.parametrize("where", list(KILL_POINTS))
+# The fast suite kills inside an epoch, in each write of the backup and at the fit and export
+# boundaries; the other points are slow.
+SLOW_KILL_POINTS = ("between-epochs", "evaluation", "report", "export-after-rename")
+
+
+@pytest.mark.parametrize(
+    "where", [pytest.param(where, marks=pytest.mark.slow) if where in SLOW_KILL_POINTS else where for where in KILL_POINTS]
+)
 def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_runs_artifacts(where, uninterrupted, tmp_path):
     code = KILLED_RUN.format(kill_point=textwrap.dedent(KILL_POINTS[where]))
     killed = subprocess.run(

@@ -80,7 +80,7 @@ def test_xla_with_op_determinism_is_refused_with_the_reason():
         resolve_config("mnist_cnn", "tiny", overrides={"jit_compile": True})
 
 
-@pytest.mark.parametrize("name", ["titanic_mlp", "logistic_regression"])
+@pytest.mark.parametrize("name", [pytest.param("titanic_mlp", marks=pytest.mark.slow), "logistic_regression"])  # titanic: slow
 def test_mirrored_strategy_with_batches_that_do_not_split_evenly(name, tmp_path):
     # titanic: 921 training rows in batches of 2 x 32; logistic regression: 3 rows, full batch.
     result = tfmodels.train(name, preset="tiny", strategy="mirrored", runs_root=tmp_path, export_root=None)
