@@ -76,7 +76,8 @@ def compare_serving(name: str, args) -> None:
     pixels = tf.constant(np.random.default_rng(0).integers(0, 256, (args.batch, size, size, 3)).astype("float32"))
     png = tf.stack([tf.io.encode_png(tf.cast(image, tf.uint8)) for image in pixels])
     forward = tf.function(lambda: model.network(pixels, training=False))
-    macs = common.conv_dense_macs(model.network)
+    windows = getattr(model.coder, "windows", None)  # R-CNN's heads run on any number of windows
+    macs = common.conv_dense_macs(model.network, unknown_positions=None if windows is None else len(windows))
     common.header(f"{name} serving: batch {args.batch}, {size}x{size}, {macs / 1e9:.3g} GMAC forward", args)
     with tempfile.TemporaryDirectory() as folder:
         signatures = exported_signatures(recipe, cfg, model, folder)

@@ -163,19 +163,29 @@ def compare(
     return rates
 
 
-def conv_dense_macs(model: keras.Model) -> int:
+def conv_dense_macs(model: keras.Model, unknown_positions: int | None = None) -> int:
     """Multiply-adds of one example's forward pass through the ``Conv2D`` and ``Dense`` layers of ``model``.
 
     ``Σ_Conv2D k_h·k_w·(C_in/groups)·C_out·H_out·W_out + Σ_Dense d_in·d_out·(positions)``, read from
-    the built functional model (nested models included); the other layers' arithmetic (batch norm,
-    activations, pooling) is a few percent and not counted, as is usual.
+    the built functional model (nested models included; a wrapper such as ``PerRegion`` or
+    ``TimeDistributed`` counts its inner network once per position it runs on); the other layers'
+    arithmetic (batch norm, activations, pooling) is a few percent and not counted, as is usual.
+    A nested model built for any number of positions (``[B, None, D]``) counts
+    ``unknown_positions`` of them; without it, such a model is an error rather than a guess.
     """
     macs = 0
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            macs += conv_dense_macs(layer)
+            macs += conv_dense_macs(layer, unknown_positions)
+        elif isinstance(layer, keras.layers.Wrapper):
+            inner_rank = len(layer.layer.output.shape)
+            positions = math.prod(layer.output.shape[1 : len(layer.output.shape) - inner_rank + 1])
+            macs += positions * conv_dense_macs(layer.layer, unknown_positions)
         elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-            macs += math.prod(layer.kernel.shape) * math.prod(layer.output.shape[1:-1])
+            positions = layer.output.shape[1:-1]
+            if None in positions and unknown_positions is None:
+                raise ValueError(f"{layer.name} runs on an unknown number of positions {positions}: pass unknown_positions")
+            macs += math.prod(layer.kernel.shape) * math.prod(d or unknown_positions for d in positions)
     return macs
 
 
