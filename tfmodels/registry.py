@@ -55,6 +55,11 @@ class Recipe:
             (the same arity as the elements), applied to every *training* batch after shuffling
             and batching, anew each epoch (random augmentation, MixUp, CutMix, BERT's dynamic
             masking); validation, test and serving never see it.
+        train_element_transform: optional ``cfg -> fn(seed, x, y[, weights]) -> (x, y[, weights])``,
+            applied to every *training* example after shuffling and before batching, with a
+            stateless ``seed`` int64 ``[2]`` drawn from the run seed, the epoch and the example's
+            position (segmentation's joint random crop of images of any size); the rest as
+            ``train_transform``.
     """
 
     name: str
@@ -67,6 +72,7 @@ class Recipe:
     serving_examples: Callable[[Any, Any, Any], Any]
     report: Optional[Callable[..., dict]] = None
     train_transform: Optional[Callable[[Any], Callable]] = None
+    train_element_transform: Optional[Callable[[Any], Callable]] = None
 
 
 _RECIPES: dict[str, Recipe] = {}

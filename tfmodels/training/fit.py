@@ -51,12 +51,17 @@ def training_dataset(
     transform=None,
     end_epoch: int | None = None,
     shuffle_buffer: int | None = None,
+    element_transform=None,
 ) -> tf.data.Dataset:
     """Epochs ``initial_epoch .. end_epoch-1`` (default: to ``cfg.epochs``) of shuffled batches, as one dataset.
 
     ``transform`` (the recipe's ``train_transform``) maps each batch after batching, so random
-    augmentation is drawn anew every epoch rather than cached. ``shuffle_buffer`` (examples)
-    defaults to ``cfg.shuffle_buffer``, or the whole training set.
+    augmentation is drawn anew every epoch rather than cached. ``element_transform`` (the
+    recipe's ``train_element_transform``) maps each example after shuffling and before batching,
+    as ``fn(seed, *example)`` with the stateless seed ``[epoch seed, position in the epoch]``:
+    random crops of images of different sizes, which can only be batched once cropped. Both draw
+    from the run seed and the epoch only, so a resumed run sees what an uninterrupted one did.
+    ``shuffle_buffer`` (examples) defaults to ``cfg.shuffle_buffer``, or the whole training set.
     """
     buffer = shuffle_buffer or cfg.shuffle_buffer or n_train
 
@@ -66,6 +71,12 @@ def training_dataset(
         # traced function only; the order depends on the op seed alone.
         tf.random.set_seed(1)
         data = train.shuffle(buffer, seed=_epoch_seed(cfg.seed, epoch)) if cfg.shuffle else train
+        if element_transform is not None:
+            epoch_seed = _epoch_seed(cfg.seed, epoch)
+            data = data.enumerate().map(
+                lambda position, example: element_transform(tf.stack([epoch_seed, position]), *example),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
         batches = data.batch(global_batch, drop_remainder=drop_remainder)
         if transform is not None:
             batches = batches.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
@@ -208,6 +219,7 @@ def fit_stage(
         print(f"Resuming {name} from epoch {initial_epoch + 1} of {cfg.epochs} ({run_dir})")
     split_evenly = replicas > 1
     transform = recipe.train_transform(cfg) if recipe.train_transform is not None else None
+    element_transform = recipe.train_element_transform(cfg) if recipe.train_element_transform is not None else None
     val_ds = data.splits.validation.batch(val_batch, drop_remainder=split_evenly).prefetch(tf.data.AUTOTUNE)
 
     check_phases(model, phases)
@@ -259,7 +271,7 @@ def fit_stage(
         ]
         train_ds = training_dataset(
             data.splits.train, cfg, global_batch, n_train, initial_epoch, split_evenly, transform, phase.end_epoch,
-            shuffle_buffer(cfg, n_train, data.train_example_bytes),
+            shuffle_buffer(cfg, n_train, data.train_example_bytes), element_transform,
         )
         model.fit(
             train_ds,
