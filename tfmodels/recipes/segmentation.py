@@ -69,6 +69,10 @@ from tfmodels.registry import Recipe, register
 from tfmodels.training.run_assets import json_asset
 
 
+# What every segmenter's ``tiny`` preset shares: a few dozen 64x64 windows, two epochs (the tests).
+TINY = {"image_size": 64, "crop_size": 64, "num_scenes": (32, 8, 8), "epochs": 2, "batch_size": 8, "verbose": 2}
+
+
 @dataclasses.dataclass
 class SegmentationConfig(TrainConfig):
     """Settings every segmenter shares; each recipe subclasses it with its network's fields and presets.
@@ -88,6 +92,7 @@ class SegmentationConfig(TrainConfig):
     batch_size: int = 16
     epochs: int = 10
     monitor: str = "val_mean_iou"
+    verbose: int = 2
 
     SIZE_MULTIPLE: ClassVar[int] = 1
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {"tiny": {}, "default": {}, "paper": {}}

@@ -1,0 +1,73 @@
+"""``erfnet``: ERFNet (factorised residual blocks, notes-003-004 A4) on the shared segmentation recipe layer.
+
+Spec: notes-003-004.md A4 (seed 003 L45-58) compares ERFNet's non-bottleneck-1D block with the
+plain and bottleneck residual blocks; Romera et al., T-ITS 2018, and its reference code are paper
+default for the network (:mod:`tfmodels.models.erfnet`, built from
+:mod:`tfmodels.layers.erfnet`'s blocks). Data, crops, loss, metrics, serving and report:
+:mod:`tfmodels.recipes.segmentation`.
+
+Presets:
+
+* ``tiny``: quarter width, one block per stage, a few dozen 64² windows (the tests).
+* ``default``: the full depth at half width (8, 32, 64 channels) on the embedded digit scenes.
+* ``paper``: the paper's network (2,064,256 trainable parameters at Cityscapes' 20 classes), its
+  Adam lr 5e-4 at batch 6 for 150 epochs (paper default), on a user folder of Cityscapes-style
+  images and label maps (``folder:cityscapes``; Cityscapes needs a login, so it is not
+  downloaded) at 512² windows (the paper trains at 1024×512).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Mapping
+
+import keras
+
+from tfmodels.models.erfnet import SIZE_MULTIPLE, build_erfnet
+from tfmodels.recipes.segmentation import TINY, SegmentationConfig, class_names, segmentation_recipe
+
+
+@dataclasses.dataclass
+class ErfnetConfig(SegmentationConfig):
+    """ERFNet config (shared fields: :class:`~tfmodels.recipes.segmentation.SegmentationConfig`).
+
+    Args:
+        width_multiplier: scales the stage widths (16, 64, 128).
+        encoder_blocks: non-bt-1D blocks at stride 4 (5).
+        dilations: dilation rates of the stride-8 blocks (2, 4, 8, 16).
+        dilation_repeats: times the dilation sequence repeats (2).
+        decoder_blocks: non-bt-1D blocks after each upsampler (2).
+        dropout_rates: dropout of the stride-4 and stride-8 blocks (0.03, 0.3).
+    """
+
+    width_multiplier: float = 0.5
+    encoder_blocks: int = 5
+    dilations: tuple[int, ...] = (2, 4, 8, 16)
+    dilation_repeats: int = 2
+    decoder_blocks: int = 2
+    dropout_rates: tuple[float, ...] = (0.03, 0.3)
+
+    SIZE_MULTIPLE: ClassVar[int] = SIZE_MULTIPLE
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "tiny": {**TINY, "width_multiplier": 0.25, "encoder_blocks": 1, "dilations": (2,), "dilation_repeats": 1,
+                 "decoder_blocks": 1},
+        "default": {},
+        "paper": {
+            "width_multiplier": 1.0, "data": "folder:cityscapes", "image_size": 512, "crop_size": 512,
+            "learning_rate": 5e-4, "batch_size": 6, "epochs": 150,
+        },
+    }
+
+
+def model(cfg: ErfnetConfig) -> keras.Model:
+    return build_erfnet(
+        len(class_names(cfg)), width_multiplier=cfg.width_multiplier, encoder_blocks=cfg.encoder_blocks,
+        dilations=tuple(cfg.dilations), dilation_repeats=cfg.dilation_repeats, decoder_blocks=cfg.decoder_blocks,
+        dropout_rates=tuple(cfg.dropout_rates),
+    )
+
+
+RECIPE = segmentation_recipe(
+    "erfnet", "ERFNet: non-bottleneck-1D residual blocks (3x1 + 1x3), dilated, encoder-decoder (notes-003-004 A4)",
+    ErfnetConfig, model,
+)
