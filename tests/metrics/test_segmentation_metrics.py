@@ -53,3 +53,13 @@ def test_per_class_iou_by_hand_and_absent_classes_are_left_out():
     assert matrix.mean_iou() == pytest.approx((1 / 2 + 2 / 3) / 2)
     with pytest.raises(ValueError, match="labels outside"):
         matrix.update(np.array([[3]]), np.array([[0]]))
+
+
+def test_foreground_iou_merges_the_object_classes():
+    labels = np.array([[0, 0, 1, 2, 2, IGNORE]])
+    predicted = np.array([[0, 2, 2, 1, 0, 1]])  # a 1 read as 2 and a 2 as 1 still count as found
+    matrix = ConfusionMatrix(3, IGNORE)
+    matrix.update(labels, predicted)
+    # objects: true at pixels 2, 3, 4; predicted at 1, 2, 3 -> intersection 2, union 4
+    assert matrix.foreground_iou() == pytest.approx(2 / 4)
+    assert matrix.mean_iou() < matrix.foreground_iou()

@@ -5,7 +5,8 @@ Validation uses Keras' own ``keras.metrics.MeanIoU`` (``ignore_class``, logits i
 :data:`~pipelines.segmentation.crop.IGNORE`. Reports use :class:`ConfusionMatrix`, which also gives
 the IoU of each class: ``IoU_c = TP_c / (TP_c + FP_c + FN_c)``, and mIoU is the mean over the
 classes that occur in the labels or the predictions (Keras' convention: a class with an empty
-union is left out).
+union is left out); and the foreground IoU, objects against background with the object classes
+merged, which tells finding the objects' pixels apart from naming their class.
 """
 
 from __future__ import annotations
@@ -95,6 +96,13 @@ class ConfusionMatrix:
     def mean_iou(self) -> float:
         """Mean IoU over the classes with a non-empty union."""
         return float(np.nanmean(self.iou()))
+
+    def foreground_iou(self, background: int = 0) -> float:
+        """IoU of "any class but ``background``" with the classes merged: where the objects are, whatever they are."""
+        objects = np.arange(self.num_classes) != background
+        true_positive = self.matrix[np.ix_(objects, objects)].sum()
+        union = true_positive + self.matrix[background, objects].sum() + self.matrix[objects, background].sum()
+        return float(true_positive / union) if union else float("nan")
 
     def pixel_accuracy(self) -> float:
         """Share of the counted pixels labelled correctly."""

@@ -40,7 +40,8 @@ argmax. ``predict_pixels`` takes float32 pixels ``[B, S, S, 3]`` at the model si
 with ``H, W`` the largest height and width of the batch. Logits, not probabilities, are
 resized: resizing is linear, so this equals resizing the softmax's input, the usual choice.
 
-Report (:func:`report`): pixel accuracy, mIoU and per-class IoU on the test split from a
+Report (:func:`report`): pixel accuracy, mIoU, per-class IoU and the foreground IoU (class 0 against
+the rest, classes merged) on the test split from a
 :class:`~tfmodels.metrics.segmentation.ConfusionMatrix`; the majority-class baseline (the most
 frequent training label everywhere); and ``segmentation.png``: test images, ground truth and
 prediction as coloured overlays (VOC's palette).
@@ -300,7 +301,7 @@ def majority_class(train: tf.data.Dataset, num_classes: int) -> int:
 
 
 def report(cfg: SegmentationConfig, model: keras.Model, splits: Splits, run_dir: Path) -> dict:
-    """mIoU, pixel accuracy and per-class IoU on the test split, the majority baseline, ``segmentation.png``."""
+    """mIoU, pixel accuracy, per-class and foreground IoU on the test split, the majority baseline, ``segmentation.png``."""
     names = class_names(cfg)
     ours, baseline = ConfusionMatrix(len(names)), ConfusionMatrix(len(names))
     majority = majority_class(splits.train, len(names))
@@ -315,9 +316,11 @@ def report(cfg: SegmentationConfig, model: keras.Model, splits: Splits, run_dir:
     return {
         "mean_iou": ours.mean_iou(),
         "pixel_accuracy": ours.pixel_accuracy(),
+        "foreground_iou": ours.foreground_iou(),
         "per_class_iou": {name: None if np.isnan(iou) else float(iou) for name, iou in zip(names, ours.iou())},
         "majority_baseline": {
             "class": names[majority], "mean_iou": baseline.mean_iou(), "pixel_accuracy": baseline.pixel_accuracy(),
+            "foreground_iou": baseline.foreground_iou(),
         },
         "picture": "segmentation.png",
     }
