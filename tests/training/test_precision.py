@@ -109,7 +109,11 @@ def test_tiny_bfloat16_run_trains_records_its_policy_and_exports_float32(tmp_pat
         assert floating and set(floating) == {tf.float32}, name
 
 
-@pytest.mark.parametrize("name", ["alexnet", "resnet18", "densenet121", "lenet5", "mnist_mlp", "lstm_lm", "bert_mlm", "birnn_tagger"])
+@pytest.mark.parametrize(
+    "name",
+    ["alexnet", "resnet18", "densenet121", "lenet5", "mnist_mlp", "lstm_lm", "bert_mlm", "birnn_tagger",
+     "fcn", "unet", "deeplab_v1", "deeplab_v2", "deeplab_v3", "deeplab_v3_plus", "erfnet"],
+)
 def test_classifier_and_language_model_logits_are_float32_under_bfloat16(name):
     """Keras' mixed-precision rule: the last layer computes in float32, whatever the policy."""
     from tfmodels import registry
