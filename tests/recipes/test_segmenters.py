@@ -47,12 +47,14 @@ def _paper_model(name):
     return recipe.model(resolve(recipe.config, "paper"))
 
 
+@pytest.mark.slow
 def test_paper_fcn_is_keras_vgg16_without_top_plus_the_score_conv_and_the_bilinear_deconv():
     vgg16 = keras.applications.VGG16(include_top=False, weights=None).count_params()  # 14,714,688
     classes = 21  # Pascal VOC: background + 20
     assert _paper_model("fcn").count_params() == vgg16 + (512 + 1) * classes + 64 * 64 * classes * classes
 
 
+@pytest.mark.slow
 def test_paper_deeplab_v1_has_the_papers_20_5m_parameters_and_unet_the_original_layout():
     assert _paper_model("deeplab_v1").count_params() == 20_505_429  # DeepLab-LargeFOV, Chen et al. 2015 Table 2: 20.5M
     unet = _paper_model("unet")  # Oxford pets: 2 classes, as the paper's cell / background
