@@ -16,7 +16,8 @@ labels). Validation and test images are padded (labels :data:`IGNORE`) to at lea
 ``image_size`` (128), so they are evaluated whole.
 
 Loss: per-pixel softmax cross-entropy over the classes, pixels labelled :data:`IGNORE` left out
-(``keras.losses.SparseCategoricalCrossentropy(ignore_class=255)``). Metrics: ``mean_iou``
+(``keras.losses.SparseCategoricalCrossentropy(ignore_class=255)``); with ``class_weighting="enet"``
+each training pixel is weighted by its class's ENet weight (:func:`class_weights`, a run asset). Metrics: ``mean_iou``
 (``keras.metrics.MeanIoU``, the same ignore label) selects the checkpoint; ``pixel_accuracy``.
 
 Serving (:func:`serving`), every step in the graph with core ops:
@@ -82,6 +83,10 @@ class SegmentationConfig(TrainConfig):
         image_size: side of the square window validation, test and serving feed the network.
         crop_size: side of the random training crops (images smaller than it are dropped).
         num_scenes: digit scenes in the train / validation / test splits (``embedded``).
+        class_weighting: ``none``, or ``enet``: each training pixel's loss weighted by
+            ``1 / ln(1.02 + p_c)``, ``p_c`` its class's share of the training pixels (Paszke et
+            al. 2016, ENet; ERFNet's training uses it, paper default there), against a background
+            that covers most pixels.
 
     Attributes:
         SIZE_MULTIPLE: the network's input sides must be multiples of it (its output stride).
@@ -90,12 +95,14 @@ class SegmentationConfig(TrainConfig):
     image_size: int = 128
     crop_size: int = 96
     num_scenes: tuple[int, ...] = (2000, 200, 200)
+    class_weighting: str = "none"
     batch_size: int = 16
     epochs: int = 10
     monitor: str = "val_mean_iou"
     verbose: int = 2
 
     SIZE_MULTIPLE: ClassVar[int] = 1
+    CHOICES: ClassVar[Mapping[str, tuple]] = {**TrainConfig.CHOICES, "class_weighting": ("none", "enet")}
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {"tiny": {}, "default": {}, "paper": {}}
 
     def __post_init__(self) -> None:
@@ -113,6 +120,34 @@ def class_names(cfg: SegmentationConfig) -> list[str]:
     return json_asset(cfg, "class_names.json", lambda: sources.class_names(cfg.data))
 
 
+def class_frequencies(train: tf.data.Dataset, num_classes: int) -> np.ndarray:
+    """Each class's share of the labelled pixels of ``(image, class_map)`` elements, ignored pixels left out."""
+    counts = np.zeros(num_classes + 1, np.int64)
+    for _, class_map in train.batch(64):
+        values = class_map.numpy().ravel()
+        counts += np.bincount(np.where(values == IGNORE, num_classes, values), minlength=num_classes + 1)
+    return counts[:num_classes] / max(1, counts[:num_classes].sum())
+
+
+def class_weights(cfg: SegmentationConfig, train: tf.data.Dataset | None = None) -> list[float] | None:
+    """ENet's class weights ``1 / ln(1.02 + p_c)`` (``assets/class_weights.json``), or ``None`` when off.
+
+    A new run derives them from its training split (``train``, or the source loaded again).
+
+    Example:
+        >>> [round(w, 2) for w in 1 / np.log(1.02 + np.array([0.97, 0.003]))]
+        [1.45, 44.95]
+    """
+    if cfg.class_weighting == "none":
+        return None
+
+    def derive():
+        split = train if train is not None else sources.load(cfg.data, seed=cfg.data_seed, num_scenes=tuple(cfg.num_scenes)).train
+        return (1.0 / np.log(1.02 + class_frequencies(split, len(class_names(cfg))))).tolist()
+
+    return json_asset(cfg, "class_weights.json", derive)
+
+
 def datasets(cfg: SegmentationConfig) -> Splits:
     """Train (images at least ``crop_size``) and validation / test (centre ``image_size`` windows) splits."""
     names = class_names(cfg)
@@ -126,16 +161,23 @@ def datasets(cfg: SegmentationConfig) -> Splits:
 
     parallel = dict(num_parallel_calls=tf.data.AUTOTUNE)
     train = splits.train.filter(crop.at_least((cfg.crop_size, cfg.crop_size)))
+    class_weights(cfg, train)  # a new run saves them with its assets
     validation, test = (split.map(evaluated, **parallel) for split in (splits.validation, splits.test))
     return Splits(train, validation, test, {**splits.info, "image_size": cfg.image_size, "crop_size": cfg.crop_size})
 
 
 def train_element_transform(cfg: SegmentationConfig) -> Callable:
-    """``fn(seed, image, class_map)``: the joint random ``crop_size`` window of each training image."""
+    """``fn(seed, image, class_map)``: the joint random ``crop_size`` window of each training image,
+    plus per-pixel loss weights (Keras' ``sample_weight``) when ``class_weighting`` is on."""
     size = (cfg.crop_size, cfg.crop_size)
+    weights = class_weights(cfg)
 
     def apply(seed, image, class_map):
-        return crop.random_crop(seed, image, class_map, size)
+        image, class_map = crop.random_crop(seed, image, class_map, size)
+        if weights is None:
+            return image, class_map
+        table = tf.constant([*weights, 0.0], tf.float32)  # ignored pixels weigh 0
+        return image, class_map, tf.gather(table, tf.where(class_map == IGNORE, len(weights), class_map))
 
     return apply
 
@@ -291,20 +333,11 @@ def draw_segmentation(
     plt.close(fig)
 
 
-def majority_class(train: tf.data.Dataset, num_classes: int) -> int:
-    """The most frequent label of the (cropped-from) training images, ignored pixels left out."""
-    counts = np.zeros(num_classes + 1, np.int64)
-    for _, class_map in train.batch(64):
-        values = class_map.numpy().ravel()
-        counts += np.bincount(np.where(values == IGNORE, num_classes, values), minlength=num_classes + 1)
-    return int(counts[:num_classes].argmax())
-
-
 def report(cfg: SegmentationConfig, model: keras.Model, splits: Splits, run_dir: Path) -> dict:
     """mIoU, pixel accuracy, per-class and foreground IoU on the test split, the majority baseline, ``segmentation.png``."""
     names = class_names(cfg)
     ours, baseline = ConfusionMatrix(len(names)), ConfusionMatrix(len(names))
-    majority = majority_class(splits.train, len(names))
+    majority = int(class_frequencies(splits.train, len(names)).argmax())
     predict = tf.function(lambda pixels: tf.argmax(model(pixels, training=False), axis=-1, output_type=tf.int32))
     shown: dict[str, np.ndarray] = {}
     for pixels, class_map in splits.test.batch(cfg.batch_size or 16):
