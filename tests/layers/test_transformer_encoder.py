@@ -69,9 +69,11 @@ def test_post_layer_norm_output_is_normalised_per_position():
     np.testing.assert_allclose(y.var(-1), 1.0, atol=1e-3)
 
 
-def test_matches_keras_hub_transformer_encoder():
-    """Same weights → same outputs as keras-hub's post-LN TransformerEncoder (ReLU, ε 1e-5 here)."""
-    kwargs = {"num_heads": 2, "intermediate_dim": 32, "activation": "relu", "layer_norm_epsilon": 1e-5, "dropout": 0.1}
+@pytest.mark.parametrize("normalize_first", [False, True], ids=["post-LN", "pre-LN"])
+def test_matches_keras_hub_transformer_encoder(normalize_first):
+    """Same weights → same outputs as keras-hub's TransformerEncoder (ReLU, ε 1e-5 here), post- and pre-LN."""
+    kwargs = {"num_heads": 2, "intermediate_dim": 32, "activation": "relu", "layer_norm_epsilon": 1e-5, "dropout": 0.1,
+              "normalize_first": normalize_first}
     hub = keras_hub.layers.TransformerEncoder(**kwargs)
     ours = TransformerEncoderBlock(**kwargs)
     x, mask = _inputs(), _padding_mask()

@@ -58,6 +58,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
         layer_norm_epsilon: epsilon of both LayerNorms (BERT 1e-12).
         kernel_initializer: initializer of every dense kernel (BERT: truncated normal, stddev 0.02).
         bias_initializer: initializer of every dense bias.
+        normalize_first: ``True`` puts each LayerNorm *before* its sub-layer (pre-LN:
+            ``x + Dropout(Sublayer(LayerNorm(x)))``), the form of ViT (Dosovitskiy et al. 2021,
+            eq. 2-3; notes-001.md §24) and GPT-2; ``False`` (default) is the notes' post-LN
+            "Add & Norm" above.
 
     Call args:
         inputs: ``[B, L, d_model]`` float tensor.
@@ -86,6 +90,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         layer_norm_epsilon: float = 1e-12,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        normalize_first: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -97,6 +102,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.normalize_first = bool(normalize_first)
 
     def _dense_kwargs(self):
         # A fresh initializer per sub-layer: Keras gives identical values when one unseeded
@@ -148,10 +154,19 @@ class TransformerEncoderBlock(keras.layers.Layer):
         if attention_mask is not None:
             attention_mask = ops.cast(attention_mask, "bool")
             mask = attention_mask if mask is None else ops.logical_and(mask, attention_mask)
+        if self.normalize_first:
+            normed = self.self_attention_layer_norm(inputs)
+            attended = self.self_attention(normed, normed, attention_mask=mask, training=training)
+            x = inputs + self.self_attention_dropout(attended, training=training)
+            transformed = self._feedforward(self.feedforward_layer_norm(x))
+            return x + self.feedforward_dropout(transformed, training=training)
         attended = self.self_attention(inputs, inputs, attention_mask=mask, training=training)
         x = self.self_attention_layer_norm(inputs + self.self_attention_dropout(attended, training=training))
-        transformed = self.feedforward_output_dense(self.feedforward_intermediate_dense(x))
+        transformed = self._feedforward(x)
         return self.feedforward_layer_norm(x + self.feedforward_dropout(transformed, training=training))
+
+    def _feedforward(self, x):
+        return self.feedforward_output_dense(self.feedforward_intermediate_dense(x))
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape
@@ -167,4 +182,5 @@ class TransformerEncoderBlock(keras.layers.Layer):
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "normalize_first": self.normalize_first,
         }
