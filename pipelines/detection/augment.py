@@ -22,6 +22,7 @@ import functools
 
 import tensorflow as tf
 
+from pipelines import images
 from pipelines.detection.boxes import box_area, clip_boxes
 from pipelines.random_streams import batch_seed, stream_seed
 
@@ -318,3 +319,39 @@ def batch_transform(
         return batch
 
     return transform
+
+
+def decode_letterboxed(image_bytes: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Decodes encoded images of any sizes and letterboxes each to ``size`` x ``size`` (:func:`resize`).
+
+    The served detectors and segmenters start with this: one batch of client images, each kept in
+    aspect, centred and padded with 0, with what maps model outputs back to the originals.
+
+    Args:
+        image_bytes: ``[B]`` string tensor of PNG/JPEG/GIF/BMP bytes (corrupt bytes fail with
+            :func:`pipelines.images.decode_image`'s error).
+        size: the model's square input size.
+
+    Returns:
+        ``(pixels, scale, offset, image_hw)``: float32 ``[B, S, S, 3]``, ``scale`` and ``offset``
+        float32 ``[B, 2]`` in (x, y) order (:func:`boxes_to_original`), and each original
+        ``(height, width)`` as float32 ``[B, 2]``.
+
+    Example:
+        >>> png = images.encode_png(tf.zeros([60, 128, 3]))
+        >>> pixels, scale, offset, hw = decode_letterboxed(tf.stack([png]), 64)
+        >>> pixels.shape, scale.numpy().tolist(), offset.numpy().tolist(), hw.numpy().tolist()
+        (TensorShape([1, 64, 64, 3]), [[0.5, 0.5]], [[0.0, 17.0]], [[60.0, 128.0]])
+    """
+
+    def one(encoded):
+        image = images.decode_image(encoded, (None, None), channels=3)
+        element = {"image": image, "boxes": tf.zeros([0, 4]), "classes": tf.zeros([0], tf.int32), "num_boxes": tf.constant(0)}
+        resized, scale, offset = resize(element, (size, size))
+        return resized["image"], scale, offset, tf.cast(tf.shape(image)[:2], tf.float32)
+
+    signature = (
+        tf.TensorSpec([size, size, 3], tf.float32), tf.TensorSpec([2], tf.float32),
+        tf.TensorSpec([2], tf.float32), tf.TensorSpec([2], tf.float32),
+    )
+    return tf.map_fn(one, image_bytes, fn_output_signature=signature)

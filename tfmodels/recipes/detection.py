@@ -380,22 +380,6 @@ def compile_args(cfg: DetectionConfig) -> dict:
     return {}
 
 
-def _letterboxed(image_bytes: tf.Tensor, size: int) -> tuple[tf.Tensor, ...]:
-    """Decoded, letterboxed images ``[B, S, S, 3]`` with each one's scale, offset and ``(H, W)``."""
-
-    def one(encoded):
-        image = images.decode_image(encoded, (None, None), channels=3)
-        element = {"image": image, "boxes": tf.zeros([0, 4]), "classes": tf.zeros([0], tf.int32), "num_boxes": tf.constant(0)}
-        resized, scale, offset = augment.resize(element, (size, size))
-        return resized["image"], scale, offset, tf.cast(tf.shape(image)[:2], tf.float32)
-
-    signature = (
-        tf.TensorSpec([size, size, 3], tf.float32), tf.TensorSpec([2], tf.float32),
-        tf.TensorSpec([2], tf.float32), tf.TensorSpec([2], tf.float32),
-    )
-    return tf.map_fn(one, image_bytes, fn_output_signature=signature)
-
-
 def _named(detections: dict[str, tf.Tensor], names: list[str]) -> dict[str, tf.Tensor]:
     """Adds ``detection_class_names`` (``""`` on padding) to NMS outputs."""
     table = tf.constant([*names, ""])  # class -1 (padding) gathers the last entry
@@ -443,7 +427,7 @@ def serving(cfg: DetectionConfig, model: Detector) -> Serving:
         return _named(_pasted(model.detect(pixels), size, size), names)
 
     def from_bytes(image_bytes):
-        pixels, scale, offset, image_hw = _letterboxed(image_bytes, size)
+        pixels, scale, offset, image_hw = augment.decode_letterboxed(image_bytes, size)
         detections = _to_original(model.detect(pixels), scale, offset, image_hw)
         largest = tf.cast(tf.reduce_max(image_hw, axis=0), tf.int32)
         return _named(_pasted(detections, largest[0], largest[1]), names)

@@ -197,17 +197,10 @@ def compile_args(cfg: SegmentationConfig) -> dict:
 def _letterboxed(image_bytes: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Decoded images letterboxed to ``size`` ``[B, S, S, 3]``, with each one's top-left corner and
     ``(height, width)`` inside the window, and its original ``(height, width)`` (int32 ``[B, 2]`` each)."""
-
-    def one(encoded):
-        image = images.decode_image(encoded, (None, None), channels=3)
-        element = {"image": image, "boxes": tf.zeros([0, 4]), "classes": tf.zeros([0], tf.int32), "num_boxes": tf.constant(0)}
-        resized, scale, offset = augment.resize(element, (size, size))  # scale, offset in (x, y) order
-        original = tf.shape(image)[:2]
-        inner = tf.cast(tf.round(tf.cast(original, tf.float32) * tf.reverse(scale, [0])), tf.int32)
-        return resized["image"], tf.cast(tf.reverse(offset, [0]), tf.int32), tf.maximum(inner, 1), original
-
-    signature = (tf.TensorSpec([size, size, 3], tf.float32), *(tf.TensorSpec([2], tf.int32),) * 3)
-    return tf.map_fn(one, image_bytes, fn_output_signature=signature)
+    pixels, scale, offset, original = augment.decode_letterboxed(image_bytes, size)  # scale, offset in (x, y)
+    inner = tf.cast(tf.round(original * tf.reverse(scale, [1])), tf.int32)
+    corner = tf.cast(tf.reverse(offset, [1]), tf.int32)
+    return pixels, corner, tf.maximum(inner, 1), tf.cast(original, tf.int32)
 
 
 def _outputs(probabilities: tf.Tensor, hw: tf.Tensor, names: list[str]) -> dict[str, tf.Tensor]:

@@ -1,5 +1,7 @@
 """Box-aware augmentation: hand-computed flips and crops, and images and boxes that move together."""
 
+import doctest
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -219,3 +221,23 @@ def test_a_single_example_gets_what_a_batch_of_one_gets():
     many = augment.crop_and_resize(batch, [window], (16, 16))
     for key in one:
         np.testing.assert_array_equal(one[key].numpy(), many[key][0].numpy())
+
+
+def test_doctests():
+    assert doctest.testmod(augment).failed == 0
+
+
+def test_decode_letterboxed_keeps_each_images_aspect_and_returns_its_size():
+    """A 20x40 image letterboxed to 16: scale 16/40 = 0.4, an 8-row band centred at row offset 4."""
+    from pipelines import images
+
+    png = images.encode_png(tf.fill([20, 40, 3], tf.constant(200, tf.uint8)))
+    square = images.encode_png(tf.fill([16, 16, 3], tf.constant(10, tf.uint8)))
+    pixels, scale, offset, hw = augment.decode_letterboxed(tf.stack([png, square]), 16)
+    np.testing.assert_allclose(scale.numpy(), [[0.4, 0.4], [1.0, 1.0]])
+    np.testing.assert_allclose(offset.numpy(), [[0.0, 4.0], [0.0, 0.0]])
+    np.testing.assert_allclose(hw.numpy(), [[20, 40], [16, 16]])
+    band = pixels.numpy()[0, :, :, 0]
+    np.testing.assert_allclose(band[4:12], 200, atol=1e-3)
+    assert (band[:4] == 0).all() and (band[12:] == 0).all()
+    np.testing.assert_allclose(pixels.numpy()[1], 10, atol=1e-3)
