@@ -83,7 +83,7 @@ def test_backbone_transfers_across_class_count_and_input_size():
 def test_backbones_of_different_architectures_do_not_mix():
     with pytest.raises(ValueError, match="backbones have"):
         copy_backbone_weights(resnet.build_resnet18(num_classes=4, input_shape=(32, 32, 3), width=4), _tiny_vgg16())
-    with pytest.raises(ValueError, match="no convolutional backbone"):
+    with pytest.raises(ValueError, match="has no backbone"):
         backbone_layers(build_mlp(input_shape=(4,), hidden_units=(8,), outputs=2))
 
 
@@ -112,7 +112,7 @@ def test_bad_transfer_settings_fail_before_training(tmp_path):
         tfmodels.train("vgg16_transfer", overrides={"freeze_epochs": 5}, **common)
     with pytest.raises(ConfigError, match="expected a finished run directory"):
         tfmodels.train("vgg16_transfer", overrides={"init_from": str(tmp_path / "nowhere")}, **common)
-    with pytest.raises(ConfigError, match="freeze_epochs: .* no convolutional backbone"):
+    with pytest.raises(ConfigError, match="freeze_epochs: .* has no backbone"):
         tfmodels.train("mnist_mlp", overrides={"freeze_epochs": 1}, **common)
 
 
@@ -158,3 +158,25 @@ def test_run_killed_in_either_phase_resumes_to_the_uninterrupted_result(killed_a
         np.testing.assert_array_equal(a, b)
     assert len((run_dir / "history.csv").read_text().splitlines()) == 5
     assert json.loads((run_dir / "metrics.json").read_text())["test"] == json.loads((full_dir / "metrics.json").read_text())["test"]
+
+
+@pytest.mark.parametrize("build", ["vit", "swin"])
+def test_transformer_backbones_move_and_freeze_by_whole_blocks(build):
+    """A ViT's patch embedding, class token and encoder blocks (a Swin's blocks) are its backbone,
+    each block one unit; a copy between two class counts keeps the new head, and freezing leaves only it."""
+    from tfmodels.models import swin, vit
+
+    make = {"vit": vit.vit_tiny, "swin": swin.swin_tiny_cpu}[build]
+    source, target = make(num_classes=5, input_shape=(32, 32, 3)), make(num_classes=3, input_shape=(32, 32, 3))
+    names = [layer.name for layer in backbone_layers(target)]
+    assert [layer.name for layer in head_layers(target)] == ["head" if build == "vit" else "logits"]
+    blocks = [n for n in names if "block" in n]
+    assert len(blocks) == 4 and len(names) == len(set(names))  # vit_tiny: 4 layers; swin_tiny_cpu: depths (2, 2)
+    head = _values(head_layers(target))
+    assert copy_backbone_weights(source, target) == len(names)
+    for a, b in zip(_values(backbone_layers(source)), _values(backbone_layers(target))):
+        np.testing.assert_array_equal(a, b)
+    for before, after in zip(head, _values(head_layers(target))):
+        np.testing.assert_array_equal(before, after)
+    set_backbone_trainable(target, False)
+    assert {id(w) for w in target.trainable_weights} == {id(w) for layer in head_layers(target) for w in layer.weights}

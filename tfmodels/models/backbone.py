@@ -3,10 +3,15 @@
 The notes freeze VGG16's convolutional base (``model.features``), train a new classifier on top,
 then unfreeze the base and train everything with a smaller learning rate. For every classifier
 of the zoo the same split is drawn from the graph: the **backbone** is every layer with weights
-whose output is a feature map (rank 4: ``[B, H, W, C]``); the **head** is every layer with
-weights after the spatial dimensions are gone (rank <= 2: the FC layers after flatten or global
-pooling). For VGG16 that is exactly the notes' ``features`` / ``classifier``; for ResNet,
-DenseNet, MobileNet or Inception it is the convolutional trunk / the final dense layer.
+whose output still has positions (a feature map ``[B, H, W, C]`` or a token sequence
+``[B, N, D]``); the **head** is every layer with weights after the positions are gone (rank <= 2:
+the FC layers after flatten, global pooling or the class token). For VGG16 that is exactly the
+notes' ``features`` / ``classifier``; for ResNet, DenseNet, MobileNet or Inception it is the
+convolutional trunk / the final dense layer; for ViT and Swin the patch embedding and the
+Transformer blocks / the final dense layer.
+
+A layer made of layers (a Transformer block, a Swin block) is one unit: its weights move and
+freeze together. Only nested *models* are opened up.
 
 Weights move between models *by position* among the backbone layers, not by name: Keras
 auto-names unnamed layers with process-wide counters, so names differ between two builds of the
@@ -19,29 +24,37 @@ import keras
 
 
 def weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The leaf layers of ``model`` that own weights, in build order (nested models flattened)."""
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True) if layer.weights and not layer._layers]
+    """The layers of ``model`` that own weights, in build order (nested models flattened)."""
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            layers.extend(weighted_layers(layer))
+        elif layer.weights:
+            layers.append(layer)
+    return layers
 
 
-def _is_feature_map_layer(layer: keras.layers.Layer) -> bool:
-    return len(layer.output.shape) == 4
+def _has_positions(layer: keras.layers.Layer) -> bool:
+    return len(layer.output.shape) >= 3
 
 
 def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The weighted layers whose output is a feature map ``[B, H, W, C]``.
+    """The weighted layers whose output still has positions: ``[B, H, W, C]`` or ``[B, N, D]``.
 
     Raises:
-        ValueError: when the model has none (not a convolutional classifier).
+        ValueError: when the model has none (not a convolutional or Transformer classifier).
     """
-    layers = [layer for layer in weighted_layers(model) if _is_feature_map_layer(layer)]
+    layers = [layer for layer in weighted_layers(model) if _has_positions(layer)]
     if not layers:
-        raise ValueError(f"{model.name} has no convolutional backbone (no layer outputs a [B, H, W, C] feature map)")
+        raise ValueError(
+            f"{model.name} has no backbone (no layer outputs a [B, H, W, C] feature map or a [B, N, D] sequence)"
+        )
     return layers
 
 
 def head_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The weighted layers after the feature maps (the classifier head)."""
-    return [layer for layer in weighted_layers(model) if not _is_feature_map_layer(layer)]
+    """The weighted layers after the positions are gone (the classifier head)."""
+    return [layer for layer in weighted_layers(model) if not _has_positions(layer)]
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
