@@ -22,9 +22,10 @@ from tfmodels.training.trainer import evaluate_run, run_config
 NAMES = [arch.name for arch in ARCHITECTURES]
 
 
-def test_every_cnn_of_the_issue_is_registered():
+def test_every_cnn_and_vision_transformer_is_registered():
     expected = {"alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "nin", "googlenet", "inception_v3", "resnet18",
-                "resnet34", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "mobilenet", "vgg16_transfer"}
+                "resnet34", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "mobilenet", "vgg16_transfer",
+                "vit", "swin"}
     assert expected == set(NAMES) and expected <= set(tfmodels.list_models())
     assert "resnet_mnist" in tfmodels.list_models()
 

@@ -47,7 +47,7 @@ from pipelines import augment as augmentation
 from pipelines import image_classification
 from tfmodels.config import TrainConfig
 from tfmodels.export.signatures import Serving
-from tfmodels.models import alexnet, densenet, googlenet, inception_v3, mobilenet, nin, resnet, vgg
+from tfmodels.models import alexnet, densenet, googlenet, inception_v3, mobilenet, nin, resnet, swin, vgg, vit
 from tfmodels.models.backbone import copy_backbone_weights
 from tfmodels.recipes.image_serving import image_classifier_examples, image_classifier_serving
 from tfmodels.registry import Recipe, register
@@ -253,6 +253,28 @@ VGG16_TRANSFER_PRESETS = {
     },
 }
 
+# Vision transformers (notes-001 §24, §27). ``full`` is the paper's network (ViT-B/16, Swin-T at
+# 224²); at the digits' 32² it would see 2x2 patches, so ``tiny`` and ``default`` train the
+# CPU-scale variant (``variant=tiny``: ViT patch 4, D 64, 4 layers; Swin patch 2, window 4, C 32,
+# depths (2, 2)) with RandAugment and AdamW + warm-up + cosine, the usual recipe for training
+# them from scratch. ``paper`` presets: ViT's ImageNet recipe (Adam β2 0.999, lr 3e-3, weight
+# decay 0.3, batch 4096, 300 epochs, 10k warm-up steps ~ 32 epochs at that batch) and Swin's
+# (AdamW lr 1e-3, weight decay 0.05, batch 1024, 300 epochs, 20 warm-up epochs, cosine) — paper defaults.
+TRANSFORMER_DEFAULT = {
+    "variant": "tiny", "image_size": 32, "augment": "randaugment", "optimizer": "adamw", "learning_rate": 1e-3,
+    "weight_decay": 0.05, "warmup_epochs": 2, "lr_schedule": "cosine", "epochs": 30, "batch_size": 64,
+}
+VIT_PRESETS = {
+    "default": TRANSFORMER_DEFAULT,
+    "paper": {"optimizer": "adamw", "learning_rate": 3e-3, "weight_decay": 0.3, "batch_size": 4096, "epochs": 300,
+              "warmup_epochs": 32, "lr_schedule": "cosine", "augment": "none", "clip_global_norm": 1.0},
+}
+SWIN_PRESETS = {
+    "default": TRANSFORMER_DEFAULT,
+    "paper": {"optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 0.05, "batch_size": 1024, "epochs": 300,
+              "warmup_epochs": 20, "lr_schedule": "cosine", "augment": "randaugment", "clip_global_norm": 5.0},
+}
+
 ARCHITECTURES = [
     Architecture("alexnet", "AlexNet with grouped convolutions and LRN (notes-003-004 B1, notes-001 §11)",
                  alexnet.build_alexnet,
@@ -289,5 +311,9 @@ ARCHITECTURES = [
                  partial(densenet.build_densenet, blocks=(2, 2, 2, 2), growth_rate=8)),
     Architecture("mobilenet", "MobileNet v1: depthwise-separable convolutions, width multiplier (notes-003-004 A7)",
                  mobilenet.build_mobilenet, partial(mobilenet.build_mobilenet, alpha=0.25)),
+    Architecture("vit", "Vision Transformer: patches, class token, learned interpolable positions, pre-LN encoder (notes-001 §24)",
+                 vit.vit_b16, vit.vit_tiny, presets=VIT_PRESETS),
+    Architecture("swin", "Swin Transformer: shifted windows, relative position bias, patch merging (notes-001 §27)",
+                 swin.swin_tiny, swin.swin_tiny_cpu, presets=SWIN_PRESETS),
 ]
 RECIPES = {arch.name: _recipe(arch) for arch in ARCHITECTURES}
