@@ -125,3 +125,24 @@ def test_keras_round_trip_gives_the_same_logits(keras_round_trip):
     model = build_erfnet(3, **TINY)
     x = _raw_pixels((1, 32, 48, 3))
     np.testing.assert_allclose(keras_round_trip(model)(x).numpy(), model(x).numpy(), atol=1e-5)
+
+
+def test_one_decoder_stage_classifies_at_stride_4_and_upsamples_bilinearly():
+    """The ``default`` preset's decoder: up1 + its blocks, a 1x1 classifier at stride 4, bilinear x4."""
+    model = build_erfnet(11, width_multiplier=0.5, decoder_stages=1)
+    names = {layer.name for layer in model.layers}
+    assert "up1_relu" in names and not any(name.startswith(("up2", "dec2")) for name in names)
+    assert model.get_layer("logits").kernel.shape == (1, 1, 32, 11)
+    x = _raw_pixels((1, 32, 48, 3))
+    stride4 = keras.Model(model.input, model.get_layer("logits").output)(x)
+    assert stride4.shape == (1, 8, 12, 11)
+    import tensorflow as tf
+
+    expected = tf.image.resize(stride4, (32, 48), method="bilinear")  # half-pixel centres
+    np.testing.assert_allclose(model(x), expected, atol=1e-5)
+    two_stages = build_erfnet(11, width_multiplier=0.5)
+    removed = sum(int(np.prod(w.shape)) for layer in two_stages.layers if layer.name.startswith(("up2", "dec2", "logits"))
+                  for w in layer.trainable_weights)
+    assert _trainable(model) == _trainable(two_stages) - removed + 32 * 11 + 11
+    with pytest.raises(ValueError, match="decoder_stages must be 1 or 2"):
+        build_erfnet(11, decoder_stages=3)

@@ -68,13 +68,17 @@ def _encoder(x, widths, encoder_blocks: int, dilations: Sequence[int], dilation_
     return x
 
 
-def _decoder(x, widths, decoder_blocks: int, num_classes: int):
-    """Upsample to stride 2 with non-bt-1D blocks, then a 2x2/2 transposed conv to the classes."""
-    for stage, width in ((1, widths[1]), (2, widths[0])):
+def _decoder(x, widths, decoder_blocks: int, decoder_stages: int, num_classes: int):
+    """Upsample with non-bt-1D blocks; 2 stages (paper): a 2x2/2 transposed conv to the classes at
+    full resolution; 1 stage: a 1x1 conv to the classes at stride 4, upsampled bilinearly x4."""
+    for stage, width in ((1, widths[1]), (2, widths[0]))[:decoder_stages]:
         x = upsampler_block(x, width, name=f"up{stage}")
         for index in range(1, decoder_blocks + 1):
             x = non_bottleneck_1d(x, name=f"dec{stage}_{index}")
-    return keras.layers.Conv2DTranspose(num_classes, 2, strides=2, dtype="float32", name="logits")(x)
+    if decoder_stages == 2:
+        return keras.layers.Conv2DTranspose(num_classes, 2, strides=2, dtype="float32", name="logits")(x)
+    x = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+    return keras.layers.UpSampling2D(4, interpolation="bilinear", dtype="float32", name="upsample")(x)
 
 
 def build_erfnet(
@@ -85,6 +89,7 @@ def build_erfnet(
     dilations: Sequence[int] = (2, 4, 8, 16),
     dilation_repeats: int = 2,
     decoder_blocks: int = 2,
+    decoder_stages: int = 2,
     dropout_rates: Sequence[float] = (0.03, 0.3),
     name: str = "erfnet",
 ) -> keras.Model:
@@ -97,6 +102,8 @@ def build_erfnet(
         dilations: the dilation rates of one group of stride-8 blocks ((2, 4, 8, 16)).
         dilation_repeats: how many times the group is repeated (2).
         decoder_blocks: non-bt-1D blocks after each upsampler (2).
+        decoder_stages: upsampler stages (2, the paper's); 1 ends at stride 4 with a 1x1 conv and
+            a bilinear x4 (the second stage stops the network naming the digits of the embedded scenes).
         dropout_rates: spatial dropout of the stride-4 and stride-8 encoder blocks ((0.03, 0.3)).
         name: the model's name.
 
@@ -116,5 +123,7 @@ def build_erfnet(
     images = keras.Input((None, None, 3), name="images")
     x = keras.layers.Rescaling(1.0 / 255.0, name="preprocess")(images)  # the reference's ToTensor()
     x = _encoder(x, widths, encoder_blocks, dilations, dilation_repeats, dropout_rates)
-    logits = _decoder(x, widths, decoder_blocks, num_classes)
+    if decoder_stages not in (1, 2):
+        raise ValueError(f"decoder_stages must be 1 or 2, got {decoder_stages}")
+    logits = _decoder(x, widths, decoder_blocks, decoder_stages, num_classes)
     return keras.Model(images, logits, name=name)
