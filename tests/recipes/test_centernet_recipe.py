@@ -78,6 +78,7 @@ def test_coder_config_round_trip():
     assert again.get_config() == coder.get_config()
 
 
+@pytest.mark.slow  # end to end: the fast suite keeps ssd's and faster_rcnn's (make test-slow runs it)
 def test_tiny_trains_exports_and_serves_the_evaluation_path(tiny_detector_run):
     _, served = tiny_detector_run("centernet")
     assert served["detection_boxes"].shape == (3, resolve(centernet.CenterNetConfig, "tiny").max_detections, 4)

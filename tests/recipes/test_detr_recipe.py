@@ -175,6 +175,7 @@ def test_config_checks_and_coder_round_trip():
     assert DetrCoder.from_config(coder.get_config()).get_config() == coder.get_config()
 
 
+@pytest.mark.slow  # end to end: the fast suite keeps ssd's and faster_rcnn's (make test-slow runs it)
 def test_tiny_trains_exports_and_serves_the_evaluation_path(tiny_detector_run):
     _, served = tiny_detector_run("detr")
     cfg = resolve(DetrConfig, "tiny")

@@ -70,6 +70,7 @@ def test_every_embedded_scene_holds_exactly_one_digit():
         assert set(gt["num_boxes"].numpy().tolist()) == {1} and gt["boxes"].shape[1:] == (1, 4)
 
 
+@pytest.mark.slow  # end to end: the fast suite keeps ssd's and faster_rcnn's (make test-slow runs it)
 def test_tiny_trains_exports_and_reports_beside_the_baseline(tiny_detector_run):
     result, served = tiny_detector_run("localizer")
     report = result.metrics["report"]

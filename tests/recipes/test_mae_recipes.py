@@ -54,6 +54,7 @@ def test_classifier_takes_the_pretrained_encoder_with_masking_off(mae_run):
     np.testing.assert_allclose(net(pixels), net(pixels))  # deterministic: no masking at inference
 
 
+@pytest.mark.slow  # a second mae_classifier run; the fast suite builds the classifier from the mae run
 def test_linear_probe_trains_only_the_head_and_exports(mae_run, tmp_path):
     result = tfmodels.train(
         "mae_classifier", preset="tiny", overrides={"pretrained": str(mae_run.run_dir), "linear_probe": True},

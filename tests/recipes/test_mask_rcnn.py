@@ -3,6 +3,7 @@
 import doctest
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from pipelines.detection import masks as masks_module
@@ -57,6 +58,7 @@ def test_mask_loss_is_the_mean_pixel_cross_entropy_of_foreground_rois():
     np.testing.assert_allclose(float(TwoStageCoder.mask_loss(logits, targets, foreground)), (bce[0] + bce[2]) / 2, rtol=1e-5)
 
 
+@pytest.mark.slow  # end to end: the fast suite keeps ssd's and faster_rcnn's (make test-slow runs it)
 def test_tiny_run_trains_reports_mask_ap_and_exports(tiny_detector_run):
     result, served = tiny_detector_run("mask_rcnn")
     logged = (result.run_dir / "history.csv").read_text().splitlines()[0].split(",")

@@ -173,6 +173,7 @@ def test_svms_and_regressor_do_not_train_the_cnn(tiny_detector):
         assert reaches(part, heads.get_layer(head)) and not reaches(part, tiny_detector.crop_network), part
 
 
+@pytest.mark.slow  # end to end: the fast suite keeps ssd's and faster_rcnn's (make test-slow runs it)
 def test_tiny_run_trains_and_exports(tiny_detector_run):
     result, served = tiny_detector_run("rcnn")
     assert {"finetune_loss", "svm_loss", "box_loss"} <= set(result.metrics["test"])
