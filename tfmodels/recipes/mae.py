@@ -17,7 +17,8 @@ source there). The labels travel with the elements (the one pipeline) but the mo
 them: :meth:`~tfmodels.models.mae.MaskedAutoencoder.compute_loss` takes the images only.
 
 Report (``metrics.json``): the masked-patch MSE on the test split beside the baseline that
-predicts 0 for every masked patch (with normalised targets: each patch's own mean), and
+predicts 0 for every masked patch (mid-grey with plain targets; with normalised targets, each
+patch's own mean), and
 ``reconstructions.png``: test digits in rows original | masked | reconstruction. Masks are
 random, so these numbers vary a little from call to call. With ``norm_pix_loss`` the picture maps
 predictions back with each original patch's mean and standard deviation (as the paper's code
@@ -146,7 +147,10 @@ def serving_examples(cfg: MaeConfig, trained: keras.Model, test: tf.data.Dataset
 
 
 def masked_mse_and_baseline(trained: keras.Model, test: tf.data.Dataset, batch_size: int) -> tuple[float, float]:
-    """Mean masked-patch MSE of the model and of predicting zeros (each patch's mean), on the same masks."""
+    """Mean masked-patch MSE of the model and of predicting 0 for every masked patch, on the same masks.
+
+    0 is mid-grey in the encoder's ``[-1, 1]`` pixels (plain targets) or each patch's own mean
+    (normalised targets)."""
     ours, zeros, batches = 0.0, 0.0, 0
     for pixels in test.map(lambda x, *_: x).batch(batch_size):
         out = trained(pixels, training=False)
@@ -165,7 +169,7 @@ def report(cfg: MaeConfig, trained: keras.Model, splits: Splits, run_dir: Path) 
     (Path(run_dir) / "reconstructions.png").write_bytes(images.encode_png(grid).numpy())
     return {
         "test_masked_mse": ours,
-        "baseline_predict_patch_mean_mse": baseline,
+        "baseline_predict_zero_mse": baseline,
         "mask_ratio": cfg.mask_ratio,
         "picture": "reconstructions.png",
     }
