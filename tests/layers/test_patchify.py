@@ -1,14 +1,17 @@
 """patchify / unpatchify (notes-001.md §24, §26): round trip, and the order of tf.image and of a Conv2D patch projection."""
 
 import doctest
+import importlib
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfmodels.layers import patchify as patchify_module
 from tfmodels.layers.patchify import patchify, unpatchify
+
+# tfmodels.layers re-exports the function under the module's name, so fetch the module itself.
+patchify_module = importlib.import_module("tfmodels.layers.patchify")
 
 
 def test_docstring_examples():
