@@ -16,8 +16,7 @@ network (decay d = 0.9999, paper default; less at small scale, where 0.9999 woul
 more steps than the run has). The EMA weights are the weights of :attr:`ema_network`, a copy of
 the network that is never trained: they are model variables, so ``.keras`` files, ``save_weights``
 checkpoints and ``BackupAndRestore`` carry them, and sampling (:meth:`predict_noise`) uses them.
-Under a ``tf.distribute`` strategy the update runs once per mirrored variable in a merge call, like
-Keras' own optimizer updates.
+The update is :func:`~tfmodels.models.exponential_moving_average.update_ema`.
 
 ``model(inputs)`` is the *trained* network's ε̂ (``{"x_t", "t"}`` as the U-Net takes them).
 Validation (``evaluate``) reports the same loss with the EMA network, the one that samples.
@@ -29,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from tfmodels.models.diffusion_schedule import PAPER_TIMESTEPS, DiffusionSchedule
+from tfmodels.models.exponential_moving_average import ema_copy, update_ema
 
 PAPER_EMA_DECAY = 0.9999  # paper default
 
@@ -70,9 +70,7 @@ class DiffusionModel(keras.Model):
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
         self.network = network
-        self.ema_network = keras.models.clone_model(network)
-        self.ema_network.trainable = False
-        self.ema_network.set_weights(network.get_weights())
+        self.ema_network = ema_copy(network)
         self.schedule = DiffusionSchedule(num_timesteps, schedule)
         self.ema_decay = float(ema_decay)
         self.seed = seed
@@ -122,7 +120,7 @@ class DiffusionModel(keras.Model):
             scaled = self.optimizer.scale_loss(loss / replicas)
         weights = self.network.trainable_weights
         self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
-        self._update_ema()
+        update_ema(self.ema_network, self.network, self.ema_decay)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
@@ -131,17 +129,6 @@ class DiffusionModel(keras.Model):
         predicted = tf.cast(self.predict_noise(x_t, t), tf.float32)
         self.loss_tracker.update_state(tf.reduce_mean(tf.square(noise - predicted)))
         return {"loss": self.loss_tracker.result()}
-
-    def _update_ema(self):
-        """``ema ← d · ema + (1 − d) · θ`` for every network weight, once per (mirrored) variable."""
-        decay = self.ema_decay
-
-        def update(strategy, pairs):
-            for ema, weight in pairs:
-                strategy.extended.update(ema, lambda e, w: e.assign(decay * e + (1.0 - decay) * w), args=(weight,), group=False)
-
-        pairs = [(ema.value, weight.value) for ema, weight in zip(self.ema_network.weights, self.network.weights)]
-        tf.distribute.get_replica_context().merge_call(update, args=(pairs,))
 
     def get_config(self):
         return {

@@ -1,0 +1,65 @@
+"""Exponential moving average of a network's weights, kept in a second network: DDPM's sampling
+weights and the teachers of Mean Teacher / FixMatch / Soft Teacher.
+
+Update, after every optimizer step (Polyak averaging; Ho et al. 2020 §4 and Tarvainen & Valpola
+2017 eq. 1, paper default): ``ema ← d · ema + (1 − d) · θ`` for every weight, trainable or not
+(BatchNorm's moving statistics are averaged too, as in the Mean Teacher code).
+
+Under a ``tf.distribute`` strategy the update runs once per mirrored variable in a merge call, like
+Keras' own optimizer updates; outside one it is a plain assignment.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def ema_copy(network: keras.Model) -> keras.Model:
+    """A frozen clone of ``network`` with the same weights, to hold its moving average.
+
+    Args:
+        network: the trained network.
+
+    Returns:
+        A ``keras.Model`` of the same architecture, ``trainable=False``, weights equal to
+        ``network``'s.
+
+    Example:
+        >>> net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        >>> ema = ema_copy(net)
+        >>> ema.trainable, all((a == b).all() for a, b in zip(ema.get_weights(), net.get_weights()))
+        (False, True)
+    """
+    ema = keras.models.clone_model(network)
+    ema.trainable = False
+    ema.set_weights(network.get_weights())
+    return ema
+
+
+def update_ema(ema_network: keras.Model, network: keras.Model, decay) -> None:
+    """``ema ← decay · ema + (1 − decay) · θ`` for every weight of ``network`` (module docstring).
+
+    Call it inside a train step, after ``optimizer.apply_gradients``.
+
+    Args:
+        ema_network: the average (from :func:`ema_copy`).
+        network: the trained network, the same architecture.
+        decay: d in ``[0, 1)``, a float or a scalar tensor (a ramped decay).
+
+    Example:
+        >>> import numpy as np
+        >>> net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+        >>> ema = ema_copy(net)
+        >>> net.set_weights([np.array([[1.0]])]); ema.set_weights([np.array([[0.0]])])
+        >>> update_ema(ema, net, 0.9)
+        >>> float(ema.get_weights()[0][0, 0])  # 0.9 · 0 + 0.1 · 1
+        0.1...
+    """
+
+    def update(strategy, pairs):
+        for ema, weight in pairs:
+            strategy.extended.update(ema, lambda e, w: e.assign(decay * e + (1.0 - decay) * w), args=(weight,), group=False)
+
+    pairs = [(ema.value, weight.value) for ema, weight in zip(ema_network.weights, network.weights)]
+    tf.distribute.get_replica_context().merge_call(update, args=(pairs,))
