@@ -17,7 +17,6 @@ from tfmodels.models.mae import (
     build_mae,
     encoder_weights_to_vit,
     mae_config,
-    reconstruction_grid,
 )
 from tfmodels.models.vit import build_vit
 
@@ -223,18 +222,6 @@ def test_reconstruct_pastes_visible_patches_and_greys_masked_ones(small_mae):
     assert (masked[~pixel_visible] == 127.5).all()
     assert reconstructed.min() >= 0 and reconstructed.max() <= 255
     assert not np.allclose(reconstructed[~pixel_visible], images[~pixel_visible], atol=1.0)
-
-
-def test_reconstruction_grid_layout():
-    rng = np.random.default_rng(10)
-    images, masked, reconstructed = (rng.integers(0, 256, (2, 5, 4, 3)).astype("float32") for _ in range(3))
-    grid = reconstruction_grid(images, masked, reconstructed, gap=2)
-    assert grid.shape == (3 * 7 - 2, 2 * 6 - 2, 3) and grid.dtype == np.uint8
-    for r, row in enumerate((images, masked, reconstructed)):
-        for c in range(2):
-            np.testing.assert_array_equal(grid[7 * r:7 * r + 5, 6 * c:6 * c + 4], row[c])
-    assert (grid[5:7] == 255).all() and (grid[:, 4:6] == 255).all()
-    np.testing.assert_array_equal(reconstruction_grid(images, masked, reconstructed, scale=3), grid.repeat(3, 0).repeat(3, 1))
 
 
 def test_tiny_preset_count():

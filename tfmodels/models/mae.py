@@ -406,33 +406,3 @@ def encoder_weights_to_vit(mae_model: MaskedAutoencoder, vit_model: keras.Model)
             raise ValueError(f"layer {name!r}: MAE weight shapes {shapes[0]} differ from the ViT's {shapes[1]}")
         target.set_weights(source)
     return len(names)
-
-
-def reconstruction_grid(images, masked, reconstructed, scale: int = 1, gap: int = 2):
-    """One picture of MAE's results: rows original | masked | reconstruction, one column per image.
-
-    Args:
-        images, masked, reconstructed: ``[B, H, W, 3]`` pixels in 0..255 (arrays or tensors; the
-            last two from :meth:`MaskedAutoencoder.reconstruct`).
-        scale: integer nearest-neighbour enlargement (4 makes 32² digits readable).
-        gap: white pixels between the cells (before scaling).
-
-    Returns:
-        ``uint8 [3·(H + gap) − gap, B·(W + gap) − gap, 3]`` (times ``scale``), ready for
-        ``pipelines.images.encode_png``.
-
-    Example:
-        >>> x = np.zeros((2, 4, 4, 3))
-        >>> grid = reconstruction_grid(x, x + 127.5, x + 255, gap=1)
-        >>> grid.shape, grid.dtype, grid[:, 0, 0].tolist()   # column 0: black, white gap, grey, gap, white
-        ((14, 9, 3), dtype('uint8'), [0, 0, 0, 0, 255, 128, 128, 128, 128, 255, 255, 255, 255, 255])
-    """
-    rows = [np.clip(np.round(np.asarray(x, dtype="float32")), 0, 255).astype(np.uint8)
-            for x in (images, masked, reconstructed)]
-    count, height, width, channels = rows[0].shape
-    grid = np.full((3 * (height + gap) - gap, count * (width + gap) - gap, channels), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c in range(count):
-            top, left = r * (height + gap), c * (width + gap)
-            grid[top : top + height, left : left + width] = row[c]
-    return grid.repeat(scale, axis=0).repeat(scale, axis=1)

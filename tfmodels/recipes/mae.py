@@ -51,7 +51,7 @@ from pipelines import image_classification, images
 from pipelines.splits import Splits
 from tfmodels.config import ConfigError, TrainConfig
 from tfmodels.export.signatures import Endpoint, Serving, ServingExample
-from tfmodels.models.mae import build_mae, mae_config, reconstruction_grid
+from tfmodels.models.mae import build_mae, mae_config
 from tfmodels.registry import Recipe, register
 from tfmodels.training.run_assets import json_asset
 
@@ -165,7 +165,7 @@ def report(cfg: MaeConfig, trained: keras.Model, splits: Splits, run_dir: Path) 
     ours, baseline = masked_mse_and_baseline(trained, splits.test, cfg.batch_size)
     shown = next(iter(splits.test.map(lambda x, *_: x).batch(cfg.pictures)))
     masked, reconstructed = trained.reconstruct(shown)
-    grid = reconstruction_grid(shown.numpy(), np.asarray(masked), np.asarray(reconstructed), scale=4)
+    grid = images.image_grid([shown, masked, reconstructed], scale=4)  # rows: original | masked | reconstruction
     (Path(run_dir) / "reconstructions.png").write_bytes(images.encode_png(grid).numpy())
     return {
         "test_masked_mse": ours,
