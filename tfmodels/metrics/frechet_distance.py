@@ -12,6 +12,8 @@ same number of samples per set (the real-vs-real floor is the reference).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -50,7 +52,9 @@ def frechet_distance(features_a, features_b) -> float:
     mean_b, cov_b = gaussian_statistics(features_b)
     if mean_a.shape != mean_b.shape:
         raise ValueError(f"feature widths differ: {mean_a.shape[0]} vs {mean_b.shape[0]}")
-    root = scipy.linalg.sqrtm(cov_a @ cov_b)
+    with warnings.catch_warnings():  # singular products are expected (a repeated image has Σ = 0)
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        root = scipy.linalg.sqrtm(cov_a @ cov_b)
     if np.iscomplexobj(root):  # round-off on (near-)singular products leaves tiny imaginary parts
         root = root.real
     distance = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(root)
