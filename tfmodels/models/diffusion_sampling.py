@@ -81,7 +81,7 @@ def ddpm_sample(
         return mean + tf.cast(position > 0, tf.float32) * stddevs[position] * noise, x0
 
     num_steps = schedule.num_timesteps
-    return _run_chain(step, tf.range(num_steps), num_steps, schedule, shape, seed, num_snapshots)
+    return _run_chain(step, num_steps, schedule, shape, seed, num_snapshots)
 
 
 def ddim_timesteps(num_timesteps: int, steps):
@@ -153,7 +153,7 @@ def ddim_sample(
         direction = tf.sqrt(tf.maximum(1.0 - a_prev - sigma**2, 0.0))
         return tf.sqrt(a_prev) * x0 + direction * eps + sigma * noise, x0
 
-    return _run_chain(step, timesteps, steps, schedule, shape, seed, num_snapshots)
+    return _run_chain(step, steps, schedule, shape, seed, num_snapshots)
 
 
 def _predicted_x0(eps_fn, schedule: DiffusionSchedule, x, t, clip: bool):
@@ -168,7 +168,7 @@ def _predicted_x0(eps_fn, schedule: DiffusionSchedule, x, t, clip: bool):
     return x0, eps
 
 
-def _run_chain(step, timesteps, num_steps, schedule: DiffusionSchedule, shape, seed, num_snapshots: int) -> dict:
+def _run_chain(step, num_steps, schedule: DiffusionSchedule, shape, seed, num_snapshots: int) -> dict:
     """Runs ``x ← step(x, position, noise)`` for positions ``num_steps−1 … 0`` in one while loop.
 
     ``x`` starts as ``stateless_normal(shape, [seed, 0])``; loop iteration ``k`` draws its noise
