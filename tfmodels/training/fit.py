@@ -141,23 +141,29 @@ def _plot_curves(history: Mapping[str, list], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in history if not k.startswith("val_")]
+    # ``student_<key>`` (semi-supervised runs: the trained network beside the exported EMA teacher)
+    # shares ``<key>``'s panel, dashed, so the two curves read against each other.
+    keys = [k for k in history if not k.startswith("val_") and not (k.startswith("student_") and k[len("student_"):] in history)]
     if not keys:
         return
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
         epochs = range(1, len(history[key]) + 1)
-        ax.plot(epochs, history[key], label="train")
+        student = f"student_{key}" in history
+        ax.plot(epochs, history[key], label="train (teacher)" if student else "train")
         if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], label="validation")
+            ax.plot(epochs, history[f"val_{key}"], label="validation (teacher)" if student else "validation")
+        if student:
+            ax.plot(epochs, history[f"student_{key}"], "--", label="train (student)")
+            if f"val_student_{key}" in history:
+                ax.plot(epochs, history[f"val_student_{key}"], "--", label="validation (student)")
+        if f"val_{key}" in history or student:
             ax.legend()
         ax.set_title(key)
         ax.set_xlabel("epoch")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
 
 
 def best_mode(monitor: str) -> str:
