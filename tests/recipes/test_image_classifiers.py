@@ -137,6 +137,7 @@ def _served(export_path, pixels):
     }
 
 
+@pytest.mark.slow  # test_run_stages keeps a copied-run test in the fast suite
 def test_a_copied_folder_run_exports_and_evaluates_without_its_source(tmp_path):
     """The run folder alone serves: class names and the test split come from it, never from the images."""
     rng = np.random.default_rng(0)

@@ -148,6 +148,7 @@ def _peak_growth(records, cache, runs, train_files="train-*.tfrecord"):
     return json.loads(done.stdout.strip().splitlines()[-1])["growth_mib"]
 
 
+@pytest.mark.slow  # trains on ~1 GB of records in a subprocess
 def test_a_training_set_larger_than_the_cache_budget_streams_within_it(large_tfrecords, tmp_path):
     data_mib = 12_000 * 32 * 32 * 3 * 4 / 2**20  # 141 MiB of float32 pixels
     # The run's fixed cost (tracing, the runtime's buffers): the same run on 200 examples.

@@ -140,7 +140,8 @@ def _python(code, *args):
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("killed_after_epoch", [2, pytest.param(1, marks=pytest.mark.slow)])
+@pytest.mark.slow  # two subprocess runs of two phases each; the fast suite resumes single-phase runs (test_run_stages)
+@pytest.mark.parametrize("killed_after_epoch", [2, 1])
 def test_run_killed_in_either_phase_resumes_to_the_uninterrupted_result(killed_after_epoch, tmp_path):
     """Epoch 2 (0-based 1) is the last frozen epoch: killed before the phase marker is written."""
     killed = _python(KILLED_RUN, tmp_path / "killed", killed_after_epoch)

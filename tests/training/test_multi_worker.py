@@ -89,6 +89,7 @@ def test_two_workers_write_one_run_with_the_weights_of_mirrored_training(tmp_pat
         np.testing.assert_allclose(ours, reference, atol=1e-5)
 
 
+@pytest.mark.slow  # a cluster started twice; the fast suite keeps the one-run two-worker test
 def test_killed_cluster_resumes_with_resume_latest(tmp_path, mirrored_weights):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
