@@ -66,12 +66,16 @@ def apply_layers(layers: list[keras.layers.Layer], images: tf.Tensor, seed: tf.T
     return images
 
 
-def semi_supervised_views(strong: bool, flip: bool = False):
+def semi_supervised_views(strong: bool, flip: bool = False, per_image: bool = True):
     """``fn(seed, x, y) -> (views, y)``: the views of one training element (module docstring).
 
     Args:
         strong: the student's view is strong (FixMatch) or a second weak view (Mean Teacher).
         flip: weak views flip horizontally (off for digits).
+        per_image: RandAugment draws its operations for every strong image (paper default), or once
+            for the μ images of an element (a batch of B elements still gets B independent draws;
+            cheaper: Keras' RandAugment computes all of its operations on every call, so on CPUs
+            the per-image calls, not the network, bound a FixMatch step).
 
     Returns:
         A function of a ``[2]`` int64 stateless seed and an element; ``y`` passes unchanged.
@@ -88,11 +92,13 @@ def semi_supervised_views(strong: bool, flip: bool = False):
     def views(seed, x, y):
         labelled, unlabelled = tf.cast(x[LABELLED], tf.float32), tf.cast(x[UNLABELLED], tf.float32)
         student = apply_layers(weak, unlabelled, seed, "student")
-        if strong:
+        if strong and per_image:
             # One RandAugment call draws one choice of operations for all its images: one call per image.
             student = tf.concat(
                 [apply_layers(heavy, student[i : i + 1], seed, f"student_{i}") for i in range(unlabelled.shape[0])], axis=0
             )
+        elif strong:
+            student = apply_layers(heavy, student, seed, "student_element")
         out = {
             LABELLED: apply_layers(weak, labelled[None], seed, "labelled")[0],
             TEACHER_VIEW: apply_layers(weak, unlabelled, seed, "teacher"),

@@ -58,3 +58,16 @@ def test_strong_views_are_the_weak_student_views_then_randaugment_and_cutout_on_
     assert (change > 0).all()  # each image gets its own RandAugment draw and Cutout
     weak_change = np.abs(weak["student_view"] - ELEMENT["unlabelled"].numpy()).mean()
     assert np.abs(strong["student_view"] - ELEMENT["unlabelled"].numpy()).mean() > weak_change
+
+
+def test_one_randaugment_draw_per_element_is_seeded_and_still_changes_every_image():
+    def views(seed):
+        out, _ = semi_supervised_views(strong=True, per_image=False)(tf.constant(seed, tf.int64), ELEMENT, "label")
+        return {k: v.numpy() for k, v in out.items()}
+
+    first, again, other = views([2, 3]), views([2, 3]), views([2, 4])
+    np.testing.assert_array_equal(first["student_view"], again["student_view"])
+    assert not np.array_equal(first["student_view"], other["student_view"])
+    weak = _views(False, [2, 3])
+    np.testing.assert_array_equal(first["teacher_view"], weak["teacher_view"])  # only the student's view is strong
+    assert (np.abs(first["student_view"] - weak["student_view"]).mean(axis=(1, 2, 3)) > 0).all()

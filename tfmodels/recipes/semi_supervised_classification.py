@@ -60,6 +60,8 @@ class SemiSupervisedConfig(TrainConfig):
         image_size: input side of ``resnet18``.
         width: ``resnet18``'s base channels (64 in the paper).
         flip: weak views flip horizontally (off for digits).
+        strong_per_image: RandAugment draws per strong image (paper default) or once per element's
+            μ images (:func:`pipelines.weak_strong_augment.semi_supervised_views`).
         pictures: elements shown in ``views.png``.
     """
 
@@ -70,6 +72,7 @@ class SemiSupervisedConfig(TrainConfig):
     image_size: int = 32
     width: int = 64
     flip: bool = False
+    strong_per_image: bool = True
     pictures: int = 8
     monitor: str = "val_accuracy"
 
@@ -146,7 +149,7 @@ def serving_examples(cfg: SemiSupervisedConfig, trained: keras.Model, test: tf.d
 
 def views_picture(cfg: SemiSupervisedConfig, train: tf.data.Dataset, strong: bool, path: Path) -> None:
     """``views.png``: per training element, the first unlabelled image, its teacher view and its student view."""
-    views = weak_strong_augment.semi_supervised_views(strong=strong, flip=cfg.flip)
+    views = weak_strong_augment.semi_supervised_views(strong=strong, flip=cfg.flip, per_image=cfg.strong_per_image)
     rows = [[], [], []]
     for position, (x, y) in enumerate(train.take(cfg.pictures)):
         seen, _ = views(tf.constant([cfg.seed, position], tf.int64), x, y)
@@ -195,6 +198,8 @@ def register_recipe(name: str, description: str, config: type[SemiSupervisedConf
             serving=serving,
             serving_examples=serving_examples,
             report=recipe_report,
-            train_element_transform=lambda cfg: weak_strong_augment.semi_supervised_views(strong=strong, flip=cfg.flip),
+            train_element_transform=lambda cfg: weak_strong_augment.semi_supervised_views(
+                strong=strong, flip=cfg.flip, per_image=cfg.strong_per_image
+            ),
         )
     )
