@@ -28,7 +28,7 @@ import keras
 import tensorflow as tf
 
 from tfmodels.models.diffusion_schedule import PAPER_TIMESTEPS, DiffusionSchedule
-from tfmodels.models.exponential_moving_average import ema_copy, update_ema
+from tfmodels.models.exponential_moving_average import ema_copy, step_and_average
 
 PAPER_EMA_DECAY = 0.9999  # paper default
 
@@ -114,13 +114,7 @@ class DiffusionModel(keras.Model):
         with tf.GradientTape() as tape:
             predicted = tf.cast(self.network({"x_t": x_t, "t": t}, training=True), tf.float32)
             loss = tf.reduce_mean(tf.square(noise - predicted))
-            # Keras' gradient convention under tf.distribute: the per-replica mean / replicas,
-            # summed over replicas by the optimizer (and scaled for float16 by scale_loss).
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(loss / replicas)
-        weights = self.network.trainable_weights
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
-        update_ema(self.ema_network, self.network, self.ema_decay)
+        step_and_average(self.optimizer, tape, loss, self.network, self.ema_network, self.ema_decay)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 

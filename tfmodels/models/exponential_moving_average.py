@@ -63,3 +63,28 @@ def update_ema(ema_network: keras.Model, network: keras.Model, decay) -> None:
 
     pairs = [(ema.value, weight.value) for ema, weight in zip(ema_network.weights, network.weights)]
     tf.distribute.get_replica_context().merge_call(update, args=(pairs,))
+
+
+def step_and_average(optimizer, tape: tf.GradientTape, loss, network: keras.Model, ema_network: keras.Model, decay) -> None:
+    """One optimizer step of ``network`` on ``loss`` (recorded on ``tape``), then :func:`update_ema`.
+
+    The train step of every model here that keeps an EMA (DDPM, Mean Teacher, FixMatch).
+    ``loss`` is the replica's mean; Keras' convention under ``tf.distribute`` is the mean divided
+    by the replica count, summed over replicas by the optimizer (and scaled for float16 by
+    ``scale_loss``).
+
+    Args:
+        optimizer: the compiled model's optimizer.
+        tape: the ``tf.GradientTape`` that recorded ``loss``.
+        loss: the scalar loss.
+        network: the trained network (its trainable weights get the gradients).
+        ema_network: its average (from :func:`ema_copy`).
+        decay: the EMA decay, a float or a scalar tensor.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    with tape:
+        scaled = optimizer.scale_loss(loss / replicas)
+    weights = network.trainable_weights
+    optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
+    update_ema(ema_network, network, decay)
+

@@ -25,7 +25,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfmodels.models.exponential_moving_average import ema_copy, update_ema
+from tfmodels.models.exponential_moving_average import ema_copy, step_and_average
 
 LABELLED, TEACHER_VIEW, STUDENT_VIEW = "labelled", "teacher_view", "student_view"
 LABEL, HIDDEN_LABELS = "label", "hidden_labels"
@@ -77,18 +77,9 @@ class SemiSupervisedClassifier(keras.Model):
         return [self.loss_tracker, self.accuracy, self.student_accuracy, *self.train_trackers]
 
     def student_update(self, tape: tf.GradientTape, loss: tf.Tensor, decay) -> None:
-        """One optimizer step of the student on ``loss`` (recorded on ``tape``), then the EMA update.
-
-        ``loss`` is the replica's mean; Keras' convention under ``tf.distribute`` is the mean
-        divided by the replica count, summed over replicas by the optimizer (and scaled for
-        float16 by ``scale_loss``), as in :class:`~tfmodels.models.ddpm.DiffusionModel`.
-        """
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tape:
-            scaled = self.optimizer.scale_loss(loss / replicas)
-        weights = self.network.trainable_weights
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
-        update_ema(self.ema_network, self.network, decay)
+        """One optimizer step of the student on ``loss`` (recorded on ``tape``), then the EMA update
+        (:func:`~tfmodels.models.exponential_moving_average.step_and_average`)."""
+        step_and_average(self.optimizer, tape, loss, self.network, self.ema_network, decay)
 
     def track_labelled(self, loss: tf.Tensor, labels: tf.Tensor, student_logits: tf.Tensor, pixels: tf.Tensor) -> None:
         """Updates ``loss`` and both accuracies on labelled ``pixels`` (the EMA network predicts them now)."""
