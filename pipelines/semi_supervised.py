@@ -81,6 +81,43 @@ def split_labelled(
     return labelled, unlabelled
 
 
+def split_fraction(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded labelled / unlabelled index arrays for a ``fraction`` of ``count`` examples (detection
+    scenes, whose labels are boxes, not one class: no per-class balance).
+
+    Returns:
+        ``(labelled, unlabelled)``: disjoint sorted int64 arrays covering ``range(count)``, with
+        ``round(fraction · count)`` (at least 1) labelled.
+
+    Raises:
+        DataSourceError: nothing would be left unlabelled.
+
+    Example:
+        >>> labelled, unlabelled = split_fraction(10, 0.2, seed=0)
+        >>> len(labelled), len(unlabelled), sorted([*labelled, *unlabelled]) == list(range(10))
+        (2, 8, True)
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"the labelled fraction must be in (0, 1], got {fraction}")
+    size = max(1, int(round(fraction * count)))
+    order = np.random.default_rng(seed).permutation(count)
+    return np.sort(order[:size]).astype(np.int64), np.sort(order[size:]).astype(np.int64)
+
+
+def select_examples(split: tf.data.Dataset, indices: np.ndarray) -> tf.data.Dataset:
+    """The examples of an unbatched ``split`` at ``indices`` (sorted), in the split's order.
+
+    Example:
+        >>> picked = select_examples(tf.data.Dataset.range(10, 20), np.array([1, 4]))
+        >>> [int(x) for x in picked], int(picked.cardinality())
+        ([11, 14], 2)
+    """
+    wanted = tf.constant(np.asarray(indices, np.int64))
+    picked = split.enumerate().filter(lambda position, *_: tf.reduce_any(tf.equal(position, wanted)))
+    picked = picked.map(lambda position, *example: example[0] if len(example) == 1 else example)
+    return picked.apply(tf.data.experimental.assert_cardinality(len(indices)))
+
+
 def element_groups(num_labelled: int, num_unlabelled: int, mu: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions of each element's labelled example ``[E]`` and unlabelled examples ``[E, μ]``.
 

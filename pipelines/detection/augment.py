@@ -2,8 +2,9 @@
 
 Every function takes a detection element (``image`` ``[H, W, 3]``, ``boxes`` ``[N, 4]`` corner
 boxes ``[xmin, ymin, xmax, ymax]`` in float pixels of the image, ``classes`` ``[N]`` with -1 on
-padding, ``num_boxes``, optional ``masks`` ``[N, H, W]``) or a batch of them (one more leading
-axis on each), moves image, boxes and masks together, and leaves other keys untouched. Core
+padding, ``num_boxes``, optional ``masks`` ``[N, H, W]`` and optional per-box ``box_weights``
+``[N]``) or a batch of them (one more leading axis on each), moves image, boxes and masks together
+(box weights stay with their boxes), and leaves other keys untouched. Core
 TensorFlow ops only, so the same code runs in ``tf.data``, under ``tf.function`` with unknown
 batch and box counts, and (for :func:`resize` and :func:`boxes_to_original`) in a served graph.
 
@@ -26,7 +27,7 @@ from pipelines import images
 from pipelines.detection.boxes import box_area, clip_boxes
 from pipelines.random_streams import batch_seed, stream_seed
 
-ELEMENT_KEYS = ("image", "boxes", "classes", "num_boxes", "masks")
+ELEMENT_KEYS = ("image", "boxes", "classes", "num_boxes", "masks", "box_weights")
 
 
 def _batched(transform):
@@ -72,6 +73,8 @@ def _keep_boxes(element: dict, keep: tf.Tensor) -> dict:
         "classes": tf.where(kept, tf.gather(element["classes"], order, batch_dims=1), -1),
         "num_boxes": tf.reduce_sum(tf.cast(keep, element["num_boxes"].dtype), axis=-1),
     }
+    if "box_weights" in element:
+        result["box_weights"] = tf.where(kept, tf.gather(element["box_weights"], order, batch_dims=1), 0.0)
     if "masks" in element:
         masks = tf.gather(element["masks"], order, batch_dims=1)
         result["masks"] = masks * tf.cast(kept, masks.dtype)[..., None, None]
@@ -207,14 +210,44 @@ def random_scale_crop(
     Returns:
         The element after :func:`crop_and_resize` with the drawn windows.
     """
-    shape = tf.shape(element["image"])
-    size = tf.cast(tf.stack([shape[2], shape[1]]), tf.float32)  # (width, height)
-    draws = tf.random.stateless_uniform(tf.stack([shape[0], 3]), seed)
+    return crop_and_resize(element, scale_crop_windows(tf.shape(element["image"]), seed, scale_range), output_size, fill)
+
+
+def scale_crop_windows(image_shape: tf.Tensor, seed: tf.Tensor, scale_range=(0.5, 2.0)) -> tf.Tensor:
+    """The windows :func:`random_scale_crop` cuts: ``[B, 4]`` corner boxes in pixels of the images.
+
+    Args:
+        image_shape: ``[B, H, W, C]`` of the batch.
+        seed: a ``[2]`` integer stateless seed.
+        scale_range: smallest and largest zoom factor.
+
+    Example:
+        >>> windows = scale_crop_windows(tf.constant([2, 8, 8, 3]), tf.constant([0, 1]), (1.0, 1.0))
+        >>> windows.numpy().tolist()
+        [[0.0, 0.0, 8.0, 8.0], [0.0, 0.0, 8.0, 8.0]]
+    """
+    size = tf.cast(tf.stack([image_shape[2], image_shape[1]]), tf.float32)  # (width, height)
+    draws = tf.random.stateless_uniform(tf.stack([image_shape[0], 3]), seed)
     low, high = tf.math.log(float(scale_range[0])), tf.math.log(float(scale_range[1]))
     zoom = tf.exp(low + (high - low) * draws[:, :1])
     window_size = size / zoom
     origin = (size - window_size) * draws[:, 1:]  # between 0 and size - window_size, either sign
-    return crop_and_resize(element, tf.concat([origin, origin + window_size], axis=-1), output_size, fill)
+    return tf.concat([origin, origin + window_size], axis=-1)
+
+
+def boxes_from_window(boxes: tf.Tensor, windows: tf.Tensor, output_size: tuple[int, int]) -> tf.Tensor:
+    """Boxes ``[B, N, 4]`` of :func:`crop_and_resize`'s output mapped back to the cropped images' pixels.
+
+    The inverse of the crop's affine map, for windows ``[B, 4]`` (e.g. a teacher that saw the
+    image before the crop scores a student's boxes after it).
+
+    Example:
+        >>> boxes_from_window(tf.constant([[[4.0, 4.0, 8.0, 8.0]]]), tf.constant([[2.0, 2.0, 6.0, 6.0]]), (8, 8)).numpy().tolist()
+        [[[4.0, 4.0, 6.0, 6.0]]]
+    """
+    origin, extent = windows[:, :2], windows[:, 2:] - windows[:, :2]
+    scale = extent / tf.constant([float(output_size[1]), float(output_size[0])])
+    return boxes * _xyxy(scale) + _xyxy(origin)
 
 
 @_batched

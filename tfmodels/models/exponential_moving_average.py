@@ -65,26 +65,29 @@ def update_ema(ema_network: keras.Model, network: keras.Model, decay) -> None:
     tf.distribute.get_replica_context().merge_call(update, args=(pairs,))
 
 
-def step_and_average(optimizer, tape: tf.GradientTape, loss, network: keras.Model, ema_network: keras.Model, decay) -> None:
+def step_and_average(optimizer, tape: tf.GradientTape, loss, network, ema_network, decay) -> None:
     """One optimizer step of ``network`` on ``loss`` (recorded on ``tape``), then :func:`update_ema`.
 
-    The train step of every model here that keeps an EMA (DDPM, Mean Teacher, FixMatch).
-    ``loss`` is the replica's mean; Keras' convention under ``tf.distribute`` is the mean divided
-    by the replica count, summed over replicas by the optimizer (and scaled for float16 by
+    The train step of every model here that keeps an EMA (DDPM, Mean Teacher, FixMatch, Soft
+    Teacher). ``loss`` is the replica's mean; Keras' convention under ``tf.distribute`` is the mean
+    divided by the replica count, summed over replicas by the optimizer (and scaled for float16 by
     ``scale_loss``).
 
     Args:
         optimizer: the compiled model's optimizer.
         tape: the ``tf.GradientTape`` that recorded ``loss``.
         loss: the scalar loss.
-        network: the trained network (its trainable weights get the gradients).
-        ema_network: its average (from :func:`ema_copy`).
+        network: the trained network, or a list of them (a detector's backbone and head); their
+            trainable weights get the gradients.
+        ema_network: its average (from :func:`ema_copy`), or the matching list.
         decay: the EMA decay, a float or a scalar tensor.
     """
+    networks = list(network) if isinstance(network, (list, tuple)) else [network]
+    averages = list(ema_network) if isinstance(ema_network, (list, tuple)) else [ema_network]
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tape:
         scaled = optimizer.scale_loss(loss / replicas)
-    weights = network.trainable_weights
+    weights = [weight for net in networks for weight in net.trainable_weights]
     optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
-    update_ema(ema_network, network, decay)
-
+    for average, net in zip(averages, networks, strict=True):
+        update_ema(average, net, decay)

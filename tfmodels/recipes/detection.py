@@ -63,11 +63,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines import digits, images
+from pipelines import digits, images, semi_supervised
 from pipelines import sources as data_sources
 from pipelines.detection import augment, sources, tfds_detection
 from pipelines.detection.masks import paste_masks
 from pipelines.detection.nms import multiclass_non_max_suppression
+from pipelines.sources import DataSourceError
 from pipelines.splits import Splits
 from tfmodels.config import ConfigError, TrainConfig
 from tfmodels.export.signatures import Endpoint, Serving, ServingExample
@@ -77,6 +78,7 @@ from tfmodels.registry import Recipe, register
 from tfmodels.training.run_assets import json_asset
 
 GT_KEYS = ("boxes", "classes", "num_boxes")
+SUBSET_ASSET = "labelled_subset.json"
 DETECTION_KEYS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
 
@@ -94,6 +96,9 @@ class DetectionConfig(TrainConfig):
         score_threshold: detections scoring at or below it are dropped (evaluation and serving).
         iou_threshold: NMS overlap above which the lower-scored box of a class is dropped.
         max_detections: detections per image after NMS (the served ``K``).
+        labelled_fraction: train on a seeded fraction of the training scenes only (1: all); the
+            subset is saved as ``assets/labelled_subset.json`` (:func:`labelled_subset`): the
+            supervised baseline of the semi-supervised detectors, on their labelled part.
     """
 
     image_size: int = 128
@@ -104,6 +109,7 @@ class DetectionConfig(TrainConfig):
     score_threshold: float = 0.05
     iou_threshold: float = 0.5
     max_detections: int = 100
+    labelled_fraction: float = 1.0
     monitor: str = "val_map"
 
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {"tiny": {}, "default": {}, "paper": {}}
@@ -116,6 +122,8 @@ class DetectionConfig(TrainConfig):
             raise ConfigError(f"scale_range needs (low, high) with 0 < low <= high, got {self.scale_range}")
         if min(self.image_size, self.max_boxes, self.max_detections) < 1:
             raise ConfigError("image_size, max_boxes and max_detections must be >= 1")
+        if not 0.0 < self.labelled_fraction <= 1.0:
+            raise ConfigError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
 
 
 class BoxCoder(keras.layers.Layer, abc.ABC):
@@ -338,8 +346,20 @@ def datasets(cfg: DetectionConfig, masks: bool = False) -> Splits:
     """Train / validation / test ``(image, gt)`` elements letterboxed to ``cfg.image_size`` (module docstring).
 
     With ``masks`` (digit scenes only), ``gt`` also holds the instance ``masks`` uint8
-    ``[max_boxes, S, S]``, letterboxed and augmented with the image.
+    ``[max_boxes, S, S]``, letterboxed and augmented with the image. With ``labelled_fraction``
+    below 1 the training split holds the run's labelled subset only (:func:`labelled_subset`).
     """
+    splits = all_scenes(cfg, masks)
+    if cfg.labelled_fraction == 1.0:
+        return splits
+    subset = labelled_subset(cfg, splits.train)
+    sizes = {**splits.info.get("sizes", {}), "train": len(subset["labelled"]), "unlabelled": len(subset["unlabelled"])}
+    train = semi_supervised.select_examples(splits.train, subset["labelled"])
+    return Splits(train, splits.validation, splits.test, {**splits.info, "sizes": sizes})
+
+
+def all_scenes(cfg: DetectionConfig, masks: bool = False) -> Splits:
+    """:func:`datasets` with every training scene, whatever ``labelled_fraction`` says."""
     names = class_names(cfg)
     splits = sources.load(
         cfg.data, seed=cfg.data_seed, max_boxes=cfg.max_boxes, num_scenes=tuple(cfg.num_scenes), class_names=names,
@@ -354,6 +374,36 @@ def datasets(cfg: DetectionConfig, masks: bool = False) -> Splits:
     parallel = dict(num_parallel_calls=tf.data.AUTOTUNE)
     prepared = (split.map(prepare, **parallel) for split in (splits.train, splits.validation, splits.test))
     return Splits(*prepared, {**splits.info, "image_size": cfg.image_size})
+
+
+def labelled_subset(cfg: DetectionConfig, train: tf.data.Dataset) -> dict:
+    """The run's labelled training scenes (``assets/labelled_subset.json``; ``labelled_fraction``).
+
+    ``{"labelled": [...], "unlabelled": [...], "scenes": n, "fraction", "seed"}``: indices into the
+    training split, seeded by ``data_seed`` (:func:`pipelines.semi_supervised.split_fraction`), so
+    a supervised run and a semi-supervised run with the same fraction and seed share the subset.
+
+    Raises:
+        DataSourceError: the training split no longer has the saved number of scenes.
+    """
+
+    def count() -> int:
+        known = int(train.cardinality())
+        return known if known >= 0 else int(train.reduce(0, lambda n, *_: n + 1))
+
+    def derive():
+        scenes = count()
+        labelled, unlabelled = semi_supervised.split_fraction(scenes, cfg.labelled_fraction, cfg.data_seed)
+        return {"labelled": labelled.tolist(), "unlabelled": unlabelled.tolist(), "scenes": scenes,
+                "fraction": cfg.labelled_fraction, "seed": cfg.data_seed}
+
+    subset = json_asset(cfg, SUBSET_ASSET, derive)
+    if int(train.cardinality()) >= 0 and int(train.cardinality()) != subset["scenes"]:
+        raise DataSourceError(
+            f"the training split has {int(train.cardinality())} scenes, the run's labelled subset was drawn from "
+            f"{subset['scenes']}: the data source changed since the run began"
+        )
+    return subset
 
 
 def train_transform(cfg: DetectionConfig) -> Callable | None:

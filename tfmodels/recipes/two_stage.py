@@ -304,13 +304,19 @@ class TwoStageCoder(keras.layers.Layer):
             parts["rpn_box_loss"] = tf.reduce_sum(tf.where(targets["rpn_positive"], box_error, 0.0)) / count
         weights = targets["roi_weights"]
         count = tf.maximum(tf.reduce_sum(weights), 1.0)
-        classes = targets["roi_classes"]
-        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(classes, outputs["class_logits"])
-        class_offsets = tf.gather(outputs["box_offsets"], tf.maximum(classes - 1, 0), batch_dims=2)  # [B, R, 4]
-        box_error = tf.reduce_sum(smooth_l1(class_offsets - targets["roi_offset_targets"], 1.0), axis=-1)
+        cross_entropy, box_error = self.head_errors(targets, outputs)
         parts["class_loss"] = tf.reduce_sum(cross_entropy * weights) / count
         parts["box_loss"] = tf.reduce_sum(tf.where(targets["roi_positive"], box_error, 0.0)) / count
         return parts
+
+    @staticmethod
+    def head_errors(targets: Mapping[str, tf.Tensor], outputs: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """Per sampled RoI ``[B, R]``: the head's softmax cross-entropy, and the smooth L1 (β = 1)
+        of its offsets for the RoI's class (meaningful on foreground RoIs only)."""
+        classes = targets["roi_classes"]
+        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(classes, outputs["class_logits"])
+        class_offsets = tf.gather(outputs["box_offsets"], tf.maximum(classes - 1, 0), batch_dims=2)  # [B, R, 4]
+        return cross_entropy, tf.reduce_sum(smooth_l1(class_offsets - targets["roi_offset_targets"], 1.0), axis=-1)
 
     def decode(self, outputs: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """``(boxes [B, P, C, 4], class_scores [B, P, C])``: per-class boxes; padding proposals score 0."""
@@ -365,17 +371,24 @@ class TwoStageDetector(Detector):
         proposals, real = self.coder.proposals(network_outputs, self.coder.test_proposals, tf.shape(images)[0])
         return self._inference(network_outputs["features"], proposals, real)
 
-    def _step_seeds(self, training: bool) -> tf.Tensor:
+    def _step_seeds(self, training: bool, stream: int = 0) -> tf.Tensor:
+        """``[2, 2]`` stateless seeds (RPN sample, RoI sample) of this step; ``stream`` separates
+        the draws of several losses in one step (a semi-supervised detector's labelled and
+        unlabelled batches)."""
         step = self.optimizer.iterations if training and self.optimizer is not None else tf.constant(0, tf.int64)
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        seed = tf.random.experimental.stateless_fold_in(seed, stream) if stream else seed
         return tf.random.experimental.stateless_split(seed, 2)
 
-    def detection_loss(self, images, gt, training: bool):
+    def network_outputs(self, images, training: bool) -> dict[str, tf.Tensor]:
+        """The backbone's (and RPN's) outputs, float32 except the feature map."""
+        outputs = self.network(images, training=training)
+        return {key: tf.cast(value, tf.float32) if key != "features" else value for key, value in outputs.items()}
+
+    def detection_loss(self, images, gt, training: bool, stream: int = 0):
         """RPN and head losses on the sampled anchors and RoIs; in evaluation also the inference outputs."""
-        network_outputs = self.network(images, training=training)
-        network_outputs = {key: tf.cast(value, tf.float32) if key != "features" else value
-                           for key, value in network_outputs.items()}
-        rpn_seed, roi_seed = tf.unstack(self._step_seeds(training))
+        network_outputs = self.network_outputs(images, training)
+        rpn_seed, roi_seed = tf.unstack(self._step_seeds(training, stream))
         batch_size = tf.shape(images)[0]
         targets = self.coder.rpn_targets(gt, rpn_seed) if self.coder.rpn else {}
         count = self.coder.train_proposals if training else self.coder.test_proposals
