@@ -90,7 +90,8 @@ def split_fraction(count: int, fraction: float, seed: int) -> tuple[np.ndarray, 
         ``round(fraction · count)`` (at least 1) labelled.
 
     Raises:
-        DataSourceError: nothing would be left unlabelled.
+        ValueError: ``fraction`` is not in (0, 1).
+        DataSourceError: nothing would be left unlabelled (``round(fraction · count) == count``).
 
     Example:
         >>> labelled, unlabelled = split_fraction(10, 0.2, seed=0)
@@ -98,8 +99,10 @@ def split_fraction(count: int, fraction: float, seed: int) -> tuple[np.ndarray, 
         (2, 8, True)
     """
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"the labelled fraction must be in (0, 1], got {fraction}")
+        raise ValueError(f"the labelled fraction must be in (0, 1), got {fraction}")
     size = max(1, int(round(fraction * count)))
+    if size >= count:
+        raise DataSourceError(f"a labelled fraction of {fraction:g} of {count} examples leaves none unlabelled")
     order = np.random.default_rng(seed).permutation(count)
     return np.sort(order[:size]).astype(np.int64), np.sort(order[size:]).astype(np.int64)
 

@@ -120,6 +120,22 @@ def test_roi_pool_matches_torchvision_loops_on_random_boxes():
         np.testing.assert_array_equal(roi_pool(features, boxes, box_indices, output_size, 0.1), expected)
 
 
+def test_roi_pool_bins_are_the_same_in_a_graph_as_eagerly():
+    # A 3-cell box pooled to 7 bins: the last bin is cell 2 alone (ceil(7 * 3 / 7) = 3). In float32
+    # the graph optimiser once folded "/ 7" into "* (1 / 7)", and ceil(7 * 3 * fl(1/7)) = 4 reached
+    # the row below the box, which holds the only non-zero values.
+    features = np.zeros([1, 8, 8, 1], np.float32)
+    features[0, 4, :, 0] = 10.0
+    args = (tf.constant(features), tf.constant([[0.0, 1.0, 2.0, 3.0]]), tf.constant([0]), (7, 7), 1.0)
+    assert float(tf.reduce_max(roi_pool(*args))) == 0.0
+    assert float(tf.reduce_max(tf.function(roi_pool)(*args))) == 0.0
+    rng = np.random.default_rng(3)
+    features = tf.constant(rng.normal(size=[2, 16, 16, 3]).astype(np.float32))
+    corners = np.sort(rng.uniform(0, 64, size=[200, 2, 2]), axis=1).reshape(200, 4)[:, [0, 2, 1, 3]].astype(np.float32)
+    random = (features, tf.constant(corners), tf.constant(rng.integers(0, 2, 200)), (7, 7), 0.25)
+    np.testing.assert_array_equal(roi_pool(*random).numpy(), tf.function(roi_pool)(*random).numpy())
+
+
 def test_roi_pool_output_shape_is_independent_of_box_size():
     x = tf.random.normal([2, 16, 16, 3], seed=0)
     for box in ([0.0, 0.0, 1.0, 1.0], [2.0, 3.0, 9.0, 5.0], [0.0, 0.0, 15.0, 15.0]):

@@ -10,7 +10,7 @@ The rounding is exactly that of ``torchvision.ops.roi_pool`` (the Caffe layer of
 float32 like its kernel: a box corner maps to cell ``round(x * spatial_scale)`` (C ``round``,
 half away from zero); the region spans ``size = max(end - start + 1, 1)`` cells (both corners
 included); bin ``i`` covers cells ``[floor(i * size / n), ceil((i + 1) * size / n))`` from
-``start``, clipped to the map; a bin with no cell inside the map gives 0.
+``start`` (computed in integers, exactly), clipped to the map; a bin with no cell inside the map gives 0.
 
 Written with core TF ops only (gathers and reductions, no per-RoI loop), so the number of RoIs may
 be unknown in a graph and a SavedModel using it loads in stock TF-Serving.
@@ -83,10 +83,12 @@ def _round_half_away_from_zero(x):
 
 def _bin_edges(start, end, pooled, size):
     """Cell ranges ``[lo, hi)`` of the ``pooled`` bins of each box along one axis: ``[R, pooled]`` each."""
-    bin_size = tf.cast(tf.maximum(end - start + 1, 1), tf.float32) / pooled
-    steps = tf.range(pooled, dtype=tf.float32)
-    lo = tf.cast(tf.floor(steps * bin_size[:, None]), tf.int32) + start[:, None]
-    hi = tf.cast(tf.math.ceil((steps + 1.0) * bin_size[:, None]), tf.int32) + start[:, None]
+    # Integer floor / ceil of i * cells / pooled: exact, so eager and graph agree (in float32, the
+    # graph optimiser turns "/ pooled" into "* (1 / pooled)", whose rounding moved a bin's end by a cell).
+    cells = tf.maximum(end - start + 1, 1)[:, None]
+    steps = tf.range(pooled, dtype=tf.int32)[None]
+    lo = steps * cells // pooled + start[:, None]
+    hi = ((steps + 1) * cells + pooled - 1) // pooled + start[:, None]
     return tf.clip_by_value(lo, 0, size), tf.clip_by_value(hi, 0, size)
 
 

@@ -527,12 +527,12 @@ def detect_split(model: Detector, split: tf.data.Dataset, batch_size: int = 32) 
 
 def draw_detections(
     pixels: np.ndarray, gt: Mapping[str, np.ndarray], detections: Mapping[str, np.ndarray], names: list[str],
-    path: Path, count: int = 6, min_score: float = 0.3,
+    path: Path, count: int = 6, min_score: float = 0.3, titles: tuple[str, str] = ("ground truth", "detections"),
 ) -> None:
     """``detections.png``: ``count`` scenes, ground truth (top row) above the detections (bottom row).
 
     Only detections scoring at least ``min_score`` are drawn, so a picture stays readable; the
-    mAP counts them all.
+    mAP counts them all. ``titles`` name the two rows.
     """
     import matplotlib
 
@@ -547,8 +547,8 @@ def draw_detections(
             detections["detection_scores"][i] >= min_score
         )
         rows = (
-            ("ground truth", gt["boxes"][i][real], gt["classes"][i][real], None, "lime"),
-            ("detections", detections["detection_boxes"][i][kept], detections["detection_classes"][i][kept],
+            (titles[0], gt["boxes"][i][real], gt["classes"][i][real], None, "lime"),
+            (titles[1], detections["detection_boxes"][i][kept], detections["detection_classes"][i][kept],
              detections["detection_scores"][i][kept], "red"),
         )
         for ax, (title, boxes, classes, scores, colour) in zip(axes[:, i], rows):

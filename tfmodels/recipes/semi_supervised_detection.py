@@ -72,7 +72,7 @@ class SemiSupervisedDetectionConfig(FasterRcnnConfig):
 
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "tiny": {**FasterRcnnConfig.PRESETS["tiny"], "labelled_fraction": 0.25, "epochs": 1},
-        "default": {"epochs": 4, "batch_size": 8, "learning_rate": 3e-4},
+        "default": {"epochs": 2, "batch_size": 8, "learning_rate": 3e-4},
         "paper": FasterRcnnConfig.PRESETS["paper"],
     }
 
@@ -184,17 +184,39 @@ def unlabelled_batch(x: Mapping[str, tf.Tensor]) -> tf.Tensor:
     return tf.cast(tf.reshape(views, tf.concat([[-1], tf.shape(views)[2:]], axis=0)), tf.float32)
 
 
+def pseudo_boxes_picture(cfg: SemiSupervisedDetectionConfig, label: Callable, path: Path, count: int = 6) -> str:
+    """``pseudo_boxes.png``: the first ``count`` unlabelled scenes, their dropped true boxes (top row)
+    above the pseudo-boxes ``label(pixels)`` gives them (bottom row, with scores).
+
+    Args:
+        cfg: the run's config.
+        label: ``pixels [N, S, S, 3] -> {"boxes", "classes", "num_boxes", "scores"}`` (NumPy or tensors).
+        path: the picture's file.
+        count: scenes shown.
+    """
+    _, unlabelled, _ = unlabelled_scenes(cfg)
+    pixels, truth = next(iter(unlabelled.batch(count)))
+    pseudo = {key: np.asarray(value) for key, value in label(pixels).items()}
+    shown = {"detection_boxes": pseudo["boxes"], "detection_scores": pseudo["scores"],
+             "detection_classes": pseudo["classes"], "num_detections": pseudo["num_boxes"]}
+    truth = {key: np.asarray(value) for key, value in truth.items()}
+    detection.draw_detections(pixels.numpy(), truth, shown, detection.class_names(cfg), path, count, min_score=0.0,
+                              titles=("true boxes (dropped)", "pseudo-boxes"))
+    return path.name
+
+
 def semi_supervised_detection_recipe(
     name: str, description: str, config: type[SemiSupervisedDetectionConfig], model, datasets, report_extra
 ) -> Recipe:
     """Registers a semi-supervised detector's recipe: the detection layer's serving and report,
-    these elements and transform; ``report_extra(cfg, model) -> dict`` adds the method's facts."""
+    these elements and transform; ``report_extra(cfg, model, run_dir) -> dict`` adds the method's
+    facts and its ``pseudo_boxes.png`` (:func:`pseudo_boxes_picture`)."""
 
     def report(cfg, trained, splits, run_dir):
         subset = detection.labelled_subset(cfg, detection.all_scenes(cfg).train)
         facts = {"method": name, LABELLED: len(subset[LABELLED]), UNLABELLED: len(subset[UNLABELLED]),
                  "labelled_subset": f"assets/{detection.SUBSET_ASSET}", "teacher": cfg.teacher}
-        return {**detection.report(cfg, trained, splits, run_dir), **facts, **report_extra(cfg, trained)}
+        return {**detection.report(cfg, trained, splits, run_dir), **facts, **report_extra(cfg, trained, Path(run_dir))}
 
     return register(
         Recipe(

@@ -50,8 +50,8 @@ from tfmodels.models.exponential_moving_average import ema_copy, step_and_averag
 from tfmodels.recipes import detection
 from tfmodels.recipes.faster_rcnn import detector_parts
 from tfmodels.recipes.semi_supervised_detection import (
-    SemiSupervisedDetectionConfig, semi_supervised_detection_recipe, start_from_teacher, teacher_run,
-    training_elements, unlabelled_batch,
+    SemiSupervisedDetectionConfig, pseudo_boxes_picture, semi_supervised_detection_recipe, start_from_teacher,
+    teacher_run, training_elements, unlabelled_batch,
 )
 from tfmodels.recipes.two_stage import TwoStageDetector
 
@@ -88,11 +88,12 @@ def jittered(boxes: tf.Tensor, seed: tf.Tensor, count: int = JITTERS, scale: flo
 
 def box_uncertainty(refined: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
     """σ ``[B, G]`` of refined jittered boxes ``[B, G, J, 4]`` around pseudo-boxes ``[B, G, 4]``: the mean
-    over the coordinates of their standard deviation, over half the box's width + height.
+    over the coordinates of their standard deviation (divided by J; the reference code's ``torch.std``
+    divides by J − 1, 5% more at J = 10), over half the box's width + height.
 
     Example:
         >>> refined = tf.constant([[[[0.0, 0.0, 10.0, 10.0], [2.0, 2.0, 12.0, 12.0]]]])
-        >>> float(box_uncertainty(refined, tf.constant([[[0.0, 0.0, 10.0, 10.0]]]))[0, 0])  # std 1 / 10
+        >>> round(float(box_uncertainty(refined, tf.constant([[[0.0, 0.0, 10.0, 10.0]]]))[0, 0]), 6)  # std 1 / 10
         0.1
     """
     spread = tf.reduce_mean(tf.math.reduce_std(refined, axis=2), axis=-1)
@@ -182,6 +183,7 @@ class SoftTeacherDetector(TwoStageDetector):
             "classes": tf.where(confident, classes, -1),
             "num_boxes": tf.reduce_sum(tf.cast(confident, tf.int32), axis=1),
             "box_weights": tf.cast(reliable, tf.float32),
+            "scores": tf.where(confident, found["detection_scores"][:, :keep], 0.0),
         }
         return pseudo, outputs["features"]
 
@@ -212,7 +214,7 @@ class SoftTeacherDetector(TwoStageDetector):
         images = unlabelled_batch(x)
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
         pseudo, teacher_features = self._pseudo_boxes(images, tf.random.experimental.stateless_fold_in(seed, 1))
-        view, windows = self.strong_view({"image": images, **pseudo}, seed)
+        view, windows = self.strong_view({"image": images, **{key: pseudo[key] for key in (*detection.GT_KEYS, "box_weights")}}, seed)
         with tf.GradientTape() as tape:
             total, parts, _ = self.detection_loss(x["labelled"], gt, training=True)
             unlabelled = self._unlabelled_loss(view, windows, teacher_features)
@@ -246,9 +248,12 @@ def model(cfg: SoftTeacherConfig) -> SoftTeacherDetector:
     return detector
 
 
-def report_extra(cfg: SoftTeacherConfig, trained) -> dict:
+def report_extra(cfg: SoftTeacherConfig, trained: SoftTeacherDetector, run_dir) -> dict:
+    """Settings and ``pseudo_boxes.png``: the trained teacher's pseudo-boxes on unlabelled scenes."""
+    seed = tf.constant([cfg.seed, 0], tf.int64)
+    picture = pseudo_boxes_picture(cfg, lambda pixels: trained._pseudo_boxes(pixels, seed)[0], run_dir / "pseudo_boxes.png")
     return {"confidence": cfg.confidence, "ema_decay": cfg.ema_decay, "box_uncertainty": cfg.box_uncertainty,
-            "evaluated": "the EMA teacher"}
+            "evaluated": "the EMA teacher", "pseudo_picture": picture}
 
 
 RECIPE = semi_supervised_detection_recipe(

@@ -39,8 +39,8 @@ from pipelines.detection.strong_augment import strong_view_fn
 from tfmodels.recipes import detection
 from tfmodels.recipes.faster_rcnn import detector_parts
 from tfmodels.recipes.semi_supervised_detection import (
-    SemiSupervisedDetectionConfig, semi_supervised_detection_recipe, start_from_teacher, teacher_run,
-    training_elements, unlabelled_batch, unlabelled_scenes,
+    SemiSupervisedDetectionConfig, pseudo_boxes_picture, semi_supervised_detection_recipe, start_from_teacher,
+    teacher_run, training_elements, unlabelled_batch, unlabelled_scenes,
 )
 from tfmodels.recipes.two_stage import TwoStageDetector
 from tfmodels.training.run_assets import run_asset
@@ -92,11 +92,13 @@ def _label_scenes(cfg: StacConfig) -> dict[str, np.ndarray]:
         "boxes": np.where(confident[..., None], detections["detection_boxes"][:, :keep], 0.0).astype(np.float32),
         "classes": np.where(confident, detections["detection_classes"][:, :keep], -1).astype(np.int32),
         "num_boxes": num_boxes,
+        "scores": np.where(confident, detections["detection_scores"][:, :keep], 0.0).astype(np.float32),
     }
     if pseudo["boxes"].shape[1] < keep:  # fewer detections than boxes per scene: pad to max_boxes
         pad = keep - pseudo["boxes"].shape[1]
         pseudo["boxes"] = np.pad(pseudo["boxes"], [(0, 0), (0, pad), (0, 0)])
         pseudo["classes"] = np.pad(pseudo["classes"], [(0, 0), (0, pad)], constant_values=-1)
+        pseudo["scores"] = np.pad(pseudo["scores"], [(0, 0), (0, pad)])
     quality = box_quality(pseudo, truth)
     print(f"Pseudo-boxes of {len(num_boxes)} unlabelled scenes at confidence >= {cfg.confidence:g}: "
           f"{quality['boxes_per_scene']:.2f} per scene, precision {quality['precision']:.3f}, recall {quality['recall']:.3f}")
@@ -149,7 +151,7 @@ class PseudoLabelDetector(TwoStageDetector):
         x, y = data
         gt = {key: y[key] for key in detection.GT_KEYS}
         pseudo = {key: tf.reshape(y[f"pseudo_{key}"], tf.concat([[-1], tf.shape(y[f"pseudo_{key}"])[2:]], 0))
-                  for key in detection.GT_KEYS}
+                  for key in detection.GT_KEYS}  # [B, μ, ...] -> [B·μ, ...]
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
         view, _ = self.strong_view({"image": unlabelled_batch(x), **pseudo}, seed)
         view_gt = {key: view[key] for key in detection.GT_KEYS}
@@ -182,9 +184,12 @@ def datasets(cfg: StacConfig):
     return training_elements(cfg, pseudo_boxes(cfg))
 
 
-def report_extra(cfg: StacConfig, trained) -> dict:
+def report_extra(cfg: StacConfig, trained, run_dir) -> dict:
+    """The pseudo-boxes' asset, quality and picture (the saved ones: what stage 3 trained on)."""
     saved = pseudo_boxes(cfg)
-    return {"pseudo_boxes": f"assets/{PSEUDO_ASSET}", "confidence": cfg.confidence,
+    picture = pseudo_boxes_picture(cfg, lambda pixels: {key: saved[key][: len(pixels)] for key in (*detection.GT_KEYS, "scores")},
+                                   run_dir / "pseudo_boxes.png")
+    return {"pseudo_boxes": f"assets/{PSEUDO_ASSET}", "confidence": cfg.confidence, "pseudo_picture": picture,
             **{key: float(value) for key, value in saved.items() if key.startswith("quality_")}}
 
 
