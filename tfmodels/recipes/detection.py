@@ -605,6 +605,7 @@ def detection_recipe(
     model: Callable[[DetectionConfig], Detector],
     datasets: Callable[[DetectionConfig], Splits] = datasets,
     report: Callable[..., dict] = report,
+    train_transform: Callable[[DetectionConfig], Callable | None] = train_transform,
 ) -> Recipe:
     """Registers a detector's :class:`~tfmodels.registry.Recipe` with this module's shared parts.
 
@@ -616,6 +617,7 @@ def detection_recipe(
             from the config and the run's classes.
         datasets: the splits, when the recipe's data differ from :func:`datasets`'.
         report: the report, when the recipe adds to :func:`report`'s.
+        train_transform: the training batches' augmentation, when the recipe's elements differ.
     """
     return register(
         Recipe(

@@ -46,7 +46,7 @@ from tfmodels.config import ConfigError
 from tfmodels.recipes import detection
 from tfmodels.recipes.faster_rcnn import FasterRcnnConfig
 from tfmodels.recipes.two_stage import TwoStageDetector
-from tfmodels.registry import Recipe, register
+from tfmodels.registry import Recipe
 
 LABELLED, UNLABELLED = "labelled", "unlabelled"
 
@@ -218,17 +218,4 @@ def semi_supervised_detection_recipe(
                  "labelled_subset": f"assets/{detection.SUBSET_ASSET}", "teacher": cfg.teacher}
         return {**detection.report(cfg, trained, splits, run_dir), **facts, **report_extra(cfg, trained, Path(run_dir))}
 
-    return register(
-        Recipe(
-            name=name,
-            description=description,
-            config=config,
-            datasets=datasets,
-            model=model,
-            compile_args=detection.compile_args,
-            serving=detection.serving,
-            serving_examples=detection.serving_examples,
-            report=report,
-            train_transform=train_transform,
-        )
-    )
+    return detection.detection_recipe(name, description, config, model, datasets, report, train_transform)
