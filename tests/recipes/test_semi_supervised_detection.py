@@ -89,23 +89,24 @@ def test_box_uncertainty_is_the_papers_normalised_standard_deviation():
     np.testing.assert_allclose(box_uncertainty(tf.constant(refined), tf.constant(boxes)).numpy(), expected, rtol=1e-5)
 
 
-def test_soft_class_loss_is_the_papers_equation():
-    """L_u^cls = (1/N_fg) Σ_fg CE + Σ_bg w_j CE_j, w_j = r_j / Σ_k r_k (Soft Teacher eq. 4-5);
-    RoIs neither sampled as foreground nor as background count nowhere."""
+def test_soft_class_loss_is_the_reference_codes_weighted_mean():
+    """microsoft/SoftTeacher unsup_rcnn_cls_loss: label weight 1 on foreground, the teacher's background
+    score r_j on background RoIs, Σ w·CE / max(Σ w, 1); RoIs neither sampled as foreground nor as
+    background count nowhere."""
     rng = np.random.default_rng(1)
     cross_entropy = rng.uniform(0, 3, (2, 8)).astype(np.float32)
     kind = rng.integers(0, 3, (2, 8))  # 0 foreground, 1 background, 2 not sampled
     kind[0, :3] = [0, 1, 2]
     scores = rng.uniform(0, 1, (2, 8)).astype(np.float32)
     foreground, background = kind == 0, kind == 1
-    weights = scores[background] / scores[background].sum()
-    expected = cross_entropy[foreground].mean() + (weights * cross_entropy[background]).sum()
+    weights = np.where(foreground, 1.0, np.where(background, scores, 0.0))
+    expected = (weights * cross_entropy).sum() / max(weights.sum(), 1.0)
     loss = soft_class_loss(tf.constant(cross_entropy), tf.constant(foreground), tf.constant(background), tf.constant(scores))
     assert float(loss) == pytest.approx(expected, rel=1e-5)
     # a background RoI the teacher calls certain background weighs more than one it doubts
     loss_doubted = soft_class_loss(tf.constant([[0.0, 1.0, 3.0]]), tf.constant([[True, False, False]]),
                                    tf.constant([[False, True, True]]), tf.constant([[0.0, 0.9, 0.1]]))
-    assert float(loss_doubted) == pytest.approx(0.9 * 1.0 + 0.1 * 3.0, rel=1e-6)
+    assert float(loss_doubted) == pytest.approx((0.0 + 0.9 * 1.0 + 0.1 * 3.0) / 2.0, rel=1e-6)
 
 
 def test_soft_class_loss_without_foreground_or_background_is_finite():
@@ -113,6 +114,7 @@ def test_soft_class_loss_without_foreground_or_background_is_finite():
     none = tf.constant([[False, False]])
     assert float(soft_class_loss(ce, none, none, tf.constant([[0.5, 0.5]]))) == 0.0
     assert float(soft_class_loss(ce, tf.constant([[True, True]]), none, tf.constant([[0.5, 0.5]]))) == pytest.approx(1.5)
+    assert float(soft_class_loss(ce, none, tf.constant([[True, True]]), tf.constant([[0.25, 0.25]]))) == pytest.approx(0.75)  # Σ w < 1
 
 
 # -- configuration and the teacher run -------------------------------------------------------
