@@ -70,3 +70,19 @@ def test_paper_preset_is_keras_vgg16_without_fc8_plus_the_rpn_and_the_class_head
     ours = detector.network.count_params() + detector.box_head.count_params()
     assert ours == vgg16_without_fc8 + rpn + heads
     assert vgg16_without_fc8 + rpn + (4096 * 21 + 21) + (4096 * 80 + 80) == 137_057_234  # at VOC's 20 classes
+
+
+def test_a_background_roi_of_zero_width_leaves_targets_and_gradients_finite():
+    # Proposals clipped to the image can have zero width; as sampled background their offsets
+    # (log 0) were -inf, and NaN reached the head's gradient through tf.where.
+    detector = faster_rcnn.model(resolve(registry.get("faster_rcnn").config, "tiny", {}))
+    proposals = tf.constant([[[0.0, 0.0, 0.0, 20.0], [5.0, 5.0, 30.0, 30.0], [64.0, 10.0, 64.0, 40.0]]])
+    gt = {"boxes": tf.constant([[[6.0, 6.0, 30.0, 30.0]]]), "classes": tf.constant([[3]]), "num_boxes": tf.constant([1])}
+    targets = detector.coder.sample_rois(proposals, tf.ones([1, 3], tf.bool), gt, tf.constant([1, 2], tf.int64))
+    assert bool(tf.reduce_all(tf.math.is_finite(targets["roi_offset_targets"])))
+    rois = targets["roi_boxes"].shape[1]
+    offsets = tf.Variable(tf.zeros([1, rois, 10, 4]))
+    with tf.GradientTape() as tape:
+        _, box_error = detector.coder.head_errors(targets, {"class_logits": tf.zeros([1, rois, 11]), "box_offsets": offsets})
+        loss = tf.reduce_sum(tf.where(targets["roi_positive"], box_error, 0.0))  # as TwoStageCoder.loss masks it
+    assert bool(tf.reduce_all(tf.math.is_finite(tape.gradient(loss, offsets))))

@@ -268,7 +268,9 @@ class TwoStageCoder(keras.layers.Layer):
         return {
             "roi_boxes": boxes, "roi_weights": sample["weights"], "roi_positive": positive, "roi_matched": matched,
             "roi_classes": tf.where(positive, tf.gather(gt["classes"], matched, batch_dims=1) + 1, 0),
-            "roi_offset_targets": encode_offsets(boxes, matched_boxes),
+            # Only foreground rows have targets; a background RoI clipped to zero width would give
+            # inf / NaN offsets, and NaN reaches the gradient even through tf.where.
+            "roi_offset_targets": tf.where(positive[..., None], encode_offsets(boxes, matched_boxes), 0.0),
         }
 
     def mask_targets(self, masks: tf.Tensor, matched: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
