@@ -98,7 +98,7 @@ def split_fraction(count: int, fraction: float, seed: int) -> tuple[np.ndarray, 
         >>> len(labelled), len(unlabelled), sorted([*labelled, *unlabelled]) == list(range(10))
         (2, 8, True)
     """
-    if not 0.0 < fraction <= 1.0:
+    if not 0.0 < fraction < 1.0:
         raise ValueError(f"the labelled fraction must be in (0, 1), got {fraction}")
     size = max(1, int(round(fraction * count)))
     if size >= count:

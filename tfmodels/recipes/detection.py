@@ -289,12 +289,17 @@ class Detector(keras.Model):
         images, gt = data
         with tf.GradientTape() as tape:
             total, parts, _ = self.detection_loss(images, gt, training=True)
-            # Gradients are summed over replicas: each replica's loss is its share of the mean.
-            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        self.optimizer_step(tape, total)
+        return self._log(total, parts)
+
+    def optimizer_step(self, tape: tf.GradientTape, total: tf.Tensor) -> None:
+        """Applies the gradients of ``total`` (recorded on ``tape``) to every trainable variable."""
+        # Gradients are summed over replicas: each replica's loss is its share of the mean.
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        with tape:
             scaled = self.optimizer.scale_loss(total / replicas)
         weights = self.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
-        return self._log(total, parts)
 
     def test_step(self, data):
         images, gt = data

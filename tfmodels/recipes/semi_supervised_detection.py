@@ -43,6 +43,7 @@ import tensorflow as tf
 from pipelines import semi_supervised
 from pipelines.splits import Splits
 from tfmodels.config import ConfigError
+from tfmodels.models.semi_supervised_classifier import unlabelled_images
 from tfmodels.recipes import detection
 from tfmodels.recipes.faster_rcnn import FasterRcnnConfig
 from tfmodels.recipes.two_stage import TwoStageDetector
@@ -180,8 +181,7 @@ def train_transform(cfg: SemiSupervisedDetectionConfig) -> Callable:
 
 def unlabelled_batch(x: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """``[B, μ, S, S, 3]`` uint8 → ``[B·μ, S, S, 3]`` float32 pixels."""
-    views = x[UNLABELLED]
-    return tf.cast(tf.reshape(views, tf.concat([[-1], tf.shape(views)[2:]], axis=0)), tf.float32)
+    return tf.cast(unlabelled_images(x[UNLABELLED]), tf.float32)
 
 
 def pseudo_boxes_picture(cfg: SemiSupervisedDetectionConfig, label: Callable, path: Path, count: int = 6) -> str:

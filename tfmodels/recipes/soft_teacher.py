@@ -164,12 +164,11 @@ class SoftTeacherDetector(TwoStageDetector):
     def call(self, images, training=False):
         return self.teacher(images, training=False)
 
-    def test_step(self, data):
-        images, gt = data
-        total, parts, outputs = self.teacher.detection_loss(images, gt, training=False)
-        logs = self._log(total, parts)
-        self.map_metric.update_state(gt, self._detections(outputs))
-        return {**logs, "map": self.map_metric.result()}
+    def detection_loss(self, images, gt, training: bool, stream: int = 0):
+        """The student's losses in training; the teacher's (losses and outputs) in evaluation."""
+        if not training:
+            return self.teacher.detection_loss(images, gt, training=False)
+        return super().detection_loss(images, gt, training, stream)
 
     def _pseudo_boxes(self, images: tf.Tensor, seed: tf.Tensor) -> tuple[dict, tf.Tensor]:
         """Steps 1-2: the teacher's pseudo-boxes of ``images`` with reliability weights, and its features."""
@@ -219,7 +218,7 @@ class SoftTeacherDetector(TwoStageDetector):
         x, y = data
         gt = {key: y[key] for key in detection.GT_KEYS}
         images = unlabelled_batch(x)
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
+        seed = self.step_seed()
         pseudo, teacher_features = self._pseudo_boxes(images, tf.random.experimental.stateless_fold_in(seed, 1))
         view, windows = self.strong_view({"image": images, **{key: pseudo[key] for key in (*detection.GT_KEYS, "box_weights")}}, seed)
         with tf.GradientTape() as tape:

@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from pipelines.detection.boxes import pairwise_iou
 from pipelines.detection.strong_augment import strong_view_fn
+from tfmodels.models.semi_supervised_classifier import unlabelled_images
 from tfmodels.recipes import detection
 from tfmodels.recipes.faster_rcnn import detector_parts
 from tfmodels.recipes.semi_supervised_detection import (
@@ -150,19 +151,14 @@ class PseudoLabelDetector(TwoStageDetector):
     def train_step(self, data):
         x, y = data
         gt = {key: y[key] for key in detection.GT_KEYS}
-        pseudo = {key: tf.reshape(y[f"pseudo_{key}"], tf.concat([[-1], tf.shape(y[f"pseudo_{key}"])[2:]], 0))
-                  for key in detection.GT_KEYS}  # [B, μ, ...] -> [B·μ, ...]
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.optimizer.iterations, tf.int64)])
-        view, _ = self.strong_view({"image": unlabelled_batch(x), **pseudo}, seed)
+        pseudo = {key: unlabelled_images(y[f"pseudo_{key}"]) for key in detection.GT_KEYS}  # [B, μ, ...] -> [B·μ, ...]
+        view, _ = self.strong_view({"image": unlabelled_batch(x), **pseudo}, self.step_seed())
         view_gt = {key: view[key] for key in detection.GT_KEYS}
         with tf.GradientTape() as tape:
             total, parts, _ = self.detection_loss(x["labelled"], gt, training=True)
             _, unlabelled_parts, _ = self.detection_loss(view["image"], view_gt, training=True, stream=1)
             total += self.unlabelled_weight * tf.add_n([unlabelled_parts[part] for part in self.coder.loss_parts])
-            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(total / replicas)
-        weights = self.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
+        self.optimizer_step(tape, total)
         unlabelled_parts["pseudo_boxes"] = tf.reduce_mean(tf.cast(view["num_boxes"], tf.float32))
         for part, tracker in self.unlabelled_trackers.items():
             tracker.update_state(unlabelled_parts[part])

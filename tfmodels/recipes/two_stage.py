@@ -373,12 +373,17 @@ class TwoStageDetector(Detector):
         proposals, real = self.coder.proposals(network_outputs, self.coder.test_proposals, tf.shape(images)[0])
         return self._inference(network_outputs["features"], proposals, real)
 
+    def step_seed(self, training: bool = True) -> tf.Tensor:
+        """``[2]`` stateless seed of this training step: the run seed and the optimizer's step
+        (step 0 outside training), so a resumed run draws what an uninterrupted one did."""
+        step = self.optimizer.iterations if training and self.optimizer is not None else tf.constant(0, tf.int64)
+        return tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+
     def _step_seeds(self, training: bool, stream: int = 0) -> tf.Tensor:
         """``[2, 2]`` stateless seeds (RPN sample, RoI sample) of this step; ``stream`` separates
         the draws of several losses in one step (a semi-supervised detector's labelled and
         unlabelled batches)."""
-        step = self.optimizer.iterations if training and self.optimizer is not None else tf.constant(0, tf.int64)
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        seed = self.step_seed(training)
         seed = tf.random.experimental.stateless_fold_in(seed, stream) if stream else seed
         return tf.random.experimental.stateless_split(seed, 2)
 
